@@ -1,0 +1,76 @@
+"""Answer latency: warm p50/p95 over the dev suite questions, process start to first answer, and the same
+for the naive LangChain baseline (RecursiveCharacterTextSplitter + Chroma dense top-4).
+
+Usage: .venv/bin/python benchmarks/answer.py [--suite evals/suites/dev.jsonl]
+Targets on 2 cores: p50 ≤ 50 ms, p95 ≤ 150 ms warm; start to first answer ≤ 8 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def measure(ask, cases) -> list[float]:
+    ask(cases[0]["question"], cases[0].get("history", []))  # warm-up
+    out = []
+    for c in cases:
+        t = time.perf_counter()
+        ask(c["question"], c.get("history", []))
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def start_to_first_answer() -> float:
+    code = ("import time; t=time.perf_counter(); from bpo_assistant.settings import Settings, set_offline_env; "
+            "set_offline_env(); from bpo_assistant.assistant import Assistant; "
+            "a=Assistant.from_settings(Settings()); a.ask('BPOとは何ですか？'); print(time.perf_counter()-t)")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
+    args = parser.parse_args()
+    from bpo_assistant.settings import Settings, set_offline_env
+
+    set_offline_env()
+    from ingest.pipeline import ensure_index
+
+    settings = Settings()
+    ensure_index(settings)
+    cases = [json.loads(line) for line in Path(args.suite).read_text(encoding="utf-8").splitlines() if line.strip()]
+    cases = [c for c in cases if isinstance(c.get("question"), str)]
+    from bpo_assistant.assistant import Assistant
+
+    ours = Assistant.from_settings(settings)
+    lat = measure(lambda q, h: ours.ask(q, h), cases)
+    print(f"ours:     n={len(lat)} p50={statistics.median(lat):.1f} ms p95={percentile(lat, 0.95):.1f} ms")
+    print(f"ours:     process start to first answer {start_to_first_answer():.2f} s")
+    from evals.baseline_pipeline import NaivePipeline
+
+    t = time.perf_counter()
+    naive = NaivePipeline.build(settings, ours.embedder)
+    build_s = time.perf_counter() - t
+    lat_n = measure(lambda q, h: naive.ask(q, h), cases)
+    print(f"baseline: n={len(lat_n)} p50={statistics.median(lat_n):.1f} ms p95={percentile(lat_n, 0.95):.1f} ms "
+          f"(index build {build_s:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Retrieval figures per arm on the dev suite: dense alone, keyword alone, and fused variants.
+
+Usage: .venv/bin/python benchmarks/retrieval.py [--suite evals/suites/dev.jsonl]
+Prints recall@1, recall@3 and MRR (document level, over in-scope cases with doc_ids) for each configuration,
+split by language. These figures chose Settings.keyword_weight and the Japanese-only keyword gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = {  # name: (use_dense, use_keyword (None = Japanese only), keyword_weight, rrf_k, definition arm)
+    "dense only": (True, False, 0.0, 60, False),
+    "keyword only": (False, True, 1.0, 60, False),
+    "fused RRF k=60, equal weights, all languages": (True, True, 1.0, 60, False),
+    "fused RRF k=60, kw 1.0, Japanese only": (True, None, 1.0, 60, False),
+    "fused RRF k=60, kw 0.3, Japanese only": (True, None, 0.3, 60, False),
+    "fused RRF k=5, kw 0.5, Japanese only": (True, None, 0.5, 5, False),
+    "fused RRF k=5, kw 0.3, Japanese only": (True, None, 0.3, 5, False),
+    "fused RRF k=2, kw 0.3, Japanese only": (True, None, 0.3, 2, False),
+    "fused RRF k=5, kw 0.3, Japanese only + definition arm": (True, None, 0.3, 5, True),
+}
+
+
+def doc_ranks(hits) -> list[str]:
+    return list(dict.fromkeys(h.chunk.doc_id for h in hits))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
+    args = parser.parse_args()
+    from bpo_assistant.settings import Settings, set_offline_env
+
+    set_offline_env()
+    from ingest.pipeline import ensure_index
+
+    settings = Settings()
+    ensure_index(settings)
+    from bpo_assistant.assistant import Assistant
+    from bpo_assistant.followup import standalone_query
+    from bpo_assistant.guard import focus, strip_markup
+    from bpo_assistant.retrieval import HybridRetriever
+    from bpo_assistant.text import detect_lang
+
+    a = Assistant.from_settings(settings)
+    cases = [json.loads(line) for line in Path(args.suite).read_text(encoding="utf-8").splitlines() if line.strip()]
+    cases = [c for c in cases if c.get("expect", {}).get("doc_ids") and not c["expect"].get("refuse")]
+    queries = []
+    for c in cases:
+        q = standalone_query(focus(strip_markup(c["question"])), c.get("history", []), a.glossary)
+        queries.append((q, detect_lang(q), set(c["expect"]["doc_ids"]), a.embedder.queries([q])[0]))
+    print(f"{len(queries)} in-scope cases ({sum(1 for q in queries if q[1] == 'ja')} ja, "
+          f"{sum(1 for q in queries if q[1] == 'en')} en)")
+    print(f"{'configuration':52s} {'lang':4s} {'R@1':>6s} {'R@3':>6s} {'MRR':>6s}")
+    for name, (use_dense, use_kw, kw_weight, rrf_k, definition) in CONFIGS.items():
+        s = settings.model_copy(update={"keyword_weight": kw_weight, "rrf_k": rrf_k,
+                                        "definition_weight": 1.0 if definition else 0.0})
+        r = HybridRetriever(index=a.index, embedder=a.embedder, glossary=a.glossary, settings=s,
+                            use_dense=use_dense, use_keyword=use_kw)
+        for lang in ("ja", "en", "all"):
+            subset = [q for q in queries if lang == "all" or q[1] == lang]
+            r1 = r3 = mrr = 0.0
+            for q, qlang, gold, qvec in subset:
+                ranks = doc_ranks(r.search(q, lang=qlang, qvec=qvec))
+                pos = next((i for i, d in enumerate(ranks) if d in gold), None)
+                r1 += pos == 0
+                r3 += pos is not None and pos < 3
+                mrr += 1 / (pos + 1) if pos is not None else 0
+            n = len(subset) or 1
+            print(f"{name:52s} {lang:4s} {r1 / n:6.3f} {r3 / n:6.3f} {mrr / n:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

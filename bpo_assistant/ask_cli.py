@@ -1,0 +1,43 @@
+"""`bpo-assistant ask`: one question in, one answer (or exactly one JSON object) out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+
+def load_history(path: str | None) -> list[dict]:
+    if not path:
+        return []
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, list) or not all(isinstance(t, dict) and "role" in t and "content" in t for t in data):
+        raise ValueError(f"{path}: history must be a JSON list of {{\"role\", \"content\"}} objects")
+    return data
+
+
+def cli_ask(settings: Settings, question: str, history_path: str | None, as_json: bool) -> int:
+    from ingest.pipeline import ensure_index
+
+    from .assistant import Assistant
+
+    try:
+        history = load_history(history_path)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ensure_index(settings)
+    answer = Assistant.from_settings(settings).ask(question, history)
+    if as_json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        return 0
+    if answer.notice:
+        print(f"({answer.notice})\n")
+    if answer.standalone_query and answer.standalone_query != question.strip():
+        print(f"検索クエリ / search query: {answer.standalone_query}\n")
+    print(answer.text)
+    if answer.curated:
+        print("\n[確認済み / verified]")
+    return 0

@@ -1,0 +1,189 @@
+"""The facade: `Assistant.ask` shows the whole query path in a dozen lines; each stage lives in its module."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Mapping, Sequence
+
+from . import compare, gate, guard
+from .compose import compose, pick_sentences
+from .curated import STALE_NOTICE, CuratedMatcher, load_curated
+from .followup import standalone_query
+from .glossary import Glossary
+from .index import LoadedIndex, load_index
+from .kbfiles import load_kb_docs
+from .retrieval import HybridRetriever
+from .settings import Settings
+from .text import detect_lang, split_sentences
+from .types import Answer, AnswerSentence, SourceDoc
+
+FALLBACK_NOTICE = "No English source covers this; the answer quotes our Japanese guidance."
+
+
+class Assistant:
+    def __init__(self, settings: Settings, embedder, index: LoadedIndex) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.glossary = Glossary.load(settings.kb_dir / "glossary.yaml")
+        self.tables = compare.load_tables(settings.kb_dir / "comparisons.yaml")
+        self.retriever = HybridRetriever(index=index, embedder=embedder, glossary=self.glossary, settings=settings)
+        self.kb_docs, self.kb_errors = load_kb_docs(settings.kb_dir)
+        self.curated, self.curated_errors = load_curated(settings.kb_dir, self.kb_docs)
+        self.matcher = CuratedMatcher(self.curated, embedder, settings.curated_threshold)
+        self.llm = None
+        if settings.llm:
+            from .llm import make_llm
+
+            self.llm = make_llm(settings)
+        self._sections = _section_table(index)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder=None) -> "Assistant":
+        from .embeddings import make_embedder
+
+        embedder = embedder or make_embedder(settings.embedder)
+        return cls(settings, embedder, load_index(settings, embedder))
+
+    # ---- the query path -------------------------------------------------------------------------
+    def ask(self, question: str, history: Sequence[Mapping[str, str]] = ()) -> Answer:
+        t = _Timer()
+        clean = guard.clean_question(question, self.settings.max_question_chars)
+        lang = detect_lang(guard.strip_markup(clean.text)) if not clean.empty else _history_lang(history)
+        notice = guard.TRUNCATED_NOTICE[lang].format(n=self.settings.max_question_chars) if clean.truncated else ""
+        if clean.empty:
+            return Answer(guard.EMPTY_PROMPT_EN if lang == "en" else guard.EMPTY_PROMPT_JA, refused=True,
+                          lang=lang, kind="prompt", timings=t.done("guard"))
+        asked = guard.focus(guard.strip_markup(clean.text))
+        asked = _drop_injection(asked) if clean.override else asked
+        query = standalone_query(asked, history, self.glossary) if asked else ""
+        qvec = self.embedder.queries([query or clean.text])[0]
+        t.lap("embed")
+        if clean.other_users or not asked:
+            return self._refuse(qvec, lang, query, notice, t)
+        hits = self.retriever.search(query, lang=lang, qvec=qvec)
+        t.lap("retrieve")
+        retrieved = tuple(h.chunk.id for h in hits)
+        n_terms = len(self.glossary.find(query))
+        if compare.is_comparison(query, n_terms) and (picked := compare.pick_columns(query, self.tables, self.glossary)):
+            text, citations = compare.render(*picked, lang, self.section, self.settings.max_answer_chars)
+            return Answer(text, (), citations, standalone_query=query, lang=lang, kind="comparison", notice=notice,
+                          retrieved=retrieved + self._chunk_ids(citations), timings=t.done("compose"))
+        if match := self.matcher.match(qvec, lang):
+            return self._curated_answer(match[0], query, notice, retrieved, t)
+        picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
+        top_dense = max((h.dense for h in hits), default=0.0)
+        verdict = gate.check(query, top_dense, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings)
+        if not verdict.ok and lang == "en":
+            return self._fallback_ja(query, qvec, notice, t) or self._refuse(qvec, lang, query, notice, t, verdict.reason)
+        if not verdict.ok:
+            return self._refuse(qvec, lang, query, notice, t, verdict.reason)
+        return self._compose(picked, hits, query, qvec, lang, notice, retrieved, t)
+
+    # ---- stages ---------------------------------------------------------------------------------
+    def _compose(self, picked, hits, query, qvec, lang, notice, retrieved, t, lead=None) -> Answer:
+        text, sentences, citations = compose(self.index, picked, lang, self.settings.max_answer_chars, lead)
+        kind = "extractive"
+        if self.llm is not None:
+            from .llm import generate
+
+            generated = generate(self.llm, query, hits, lang)
+            if generated is not None:
+                text, sentences, citations = generated
+                kind = "llm"
+        return Answer(text, sentences, citations, standalone_query=query, lang=lang, kind=kind, notice=notice,
+                      retrieved=retrieved, timings=t.done("compose"))
+
+    def _fallback_ja(self, query, qvec, notice, t) -> Answer | None:
+        hits = self.retriever.search(query, lang="ja", qvec=qvec)
+        picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
+        top = max((h.dense for h in hits), default=0.0)
+        if not gate.check(query, top, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings).ok:
+            return None
+        notice = " ".join(x for x in (notice, FALLBACK_NOTICE) if x)
+        return self._compose(picked, hits, query, qvec, "en", notice, tuple(h.chunk.id for h in hits), t,
+                             lead=FALLBACK_NOTICE)
+
+    def _curated_answer(self, answer, query, notice, retrieved, t) -> Answer:
+        stale_notice = STALE_NOTICE[answer.lang] if answer.stale else ""
+        sentences = tuple(
+            AnswerSentence(s, tuple(int(n) for n in re.findall(r"\[(\d+)\]", s))) for s in split_sentences(answer.answer)
+        )
+        text = answer.answer + "\n\n" + ("出典:" if answer.lang == "ja" else "Sources:") + "\n" + "\n".join(
+            f"- {c.label}" for c in answer.citations)
+        return Answer(text, sentences, answer.citations, curated=True, standalone_query=query, lang=answer.lang,
+                      kind="curated", notice=" ".join(x for x in (notice, stale_notice) if x), stale=answer.stale,
+                      retrieved=retrieved + self._chunk_ids(answer.citations), timings=t.done("curated"))
+
+    def _refuse(self, qvec, lang, query, notice, t, reason: str = "") -> Answer:
+        nearest = [a.questions[0] for a, _ in self.matcher.nearest(qvec, lang, 3)]
+        lines = [guard.refusal_text(lang)]
+        if nearest:
+            lines += ["", guard.NEAREST_LEAD[lang]] + [f"- {q}" for q in nearest]
+        return Answer("\n".join(lines), refused=True, standalone_query=query, lang=lang, kind="refusal",
+                      notice=notice, suggestions=tuple(nearest), timings=t.done("refuse"))
+
+    # ---- lookups used by composers and the UI ---------------------------------------------------
+    def section(self, lang: str, doc_id: str, section_id: str) -> tuple[str, str, str]:
+        """(document title, section title, section text) from the index."""
+        return self._sections.get((lang, doc_id, section_id), (doc_id, section_id, ""))
+
+    def section_text(self, lang: str, doc_id: str, section_id: str) -> str:
+        return self.section(lang, doc_id, section_id)[2]
+
+    def _chunk_ids(self, citations) -> tuple[str, ...]:
+        ids = []
+        for c in citations:
+            ids += [cid for cid, ch in self.index.chunks.items()
+                    if (ch.lang, ch.doc_id, ch.section_id) == (c.lang, c.doc_id, c.section_id)][:1]
+        return tuple(ids)
+
+    def curated_answers(self):
+        return list(self.curated)
+
+    def comparison_markdown(self, lang: str) -> str:
+        table = next((t for t in self.tables if t.id == "concepts"), None)
+        if table is None:
+            return ""
+        cols = [c for c in table.columns if c["id"] != "outsourcing"] or table.columns
+        return compare.render(table, cols, lang, self.section)[0]
+
+    def documents(self, lang: str) -> list[SourceDoc]:
+        return sorted((d for (lg, _), d in self.kb_docs.items() if lg == lang), key=lambda d: d.id)
+
+
+def _section_table(index: LoadedIndex) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    titles = {(c.lang, c.doc_id, c.section_id): (c.title, c.section_title) for c in index.chunks.values()}
+    texts: dict[tuple[str, str, str], list] = {}
+    for s in index.sentences:
+        texts.setdefault((s.lang, s.doc_id, s.section_id), []).append((s.ordinal, s.text))
+    return {k: (*titles[k], " ".join(t for _, t in sorted(v))) for k, v in texts.items() if k in titles}
+
+
+def _drop_injection(text: str) -> str:
+    """Keep the sentences that are not instruction-override attempts (a real question may ride along)."""
+    kept = [s for s in split_sentences(text) if not guard.clean_question(s, 10**6).override]
+    return " ".join(kept).strip()
+
+
+def _history_lang(history) -> str:
+    for turn in reversed(list(history)):
+        if turn.get("role") == "user" and turn.get("content"):
+            return detect_lang(str(turn["content"]))
+    return "ja"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = (now - self.last) * 1000
+        self.last = now
+
+    def done(self, name: str) -> dict:
+        self.lap(name)
+        return dict(self.timings)

@@ -1,0 +1,96 @@
+"""`bpo-assistant` command line: parses arguments and hands each subcommand to the module that owns it.
+
+This is the one place where the core, ingest/ and evals/ are wired together; every handler is imported
+lazily so `bpo-assistant --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .settings import Settings, set_offline_env
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bpo-assistant", description="BPO knowledge assistant (offline, Japanese-first)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="index kb/ (or the given files/folders) into Chroma + BM25")
+    s.add_argument("paths", nargs="*", help="files or folders (default: the kb dir)")
+    s.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("status", help="embedder, documents, chunks, last ingest, keyword health check")
+
+    s = sub.add_parser("ask", help="answer one question with citations")
+    s.add_argument("question")
+    s.add_argument("--history", help="JSON file: a list of {role, content} turns")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("kb", help="knowledge-base checks")
+    kb = s.add_subparsers(dest="kb_command", required=True)
+    c = kb.add_parser("check", help="validate kb/: front matter, twins, curated sources, stale curated answers")
+    c.add_argument("--fix-hashes", action="store_true", help="re-stamp curated source_hash after a human review")
+    kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
+
+    s = sub.add_parser("eval", help="run Q&A regression suites")
+    s.add_argument("--suite", action="append", required=True, help="suite JSONL (repeatable)")
+    s.add_argument("--report", help="write report.md and report.html here")
+    s.add_argument("--baseline", help="baseline JSON to gate against")
+    s.add_argument("--update-baseline", action="store_true", help="write this run as the baseline")
+    s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the naive LangChain pipeline")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("chat", help="serve the Gradio chat")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+
+    s = sub.add_parser("feedback", help="user feedback")
+    fb = s.add_subparsers(dest="feedback_command", required=True)
+    e = fb.add_parser("export", help="write feedback as eval-suite JSONL cases")
+    e.add_argument("--only-negative", action="store_true")
+    e.add_argument("--out", help="file to write (default: stdout)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    set_offline_env()
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    cmd = args.command
+    if cmd == "ingest":
+        from ingest.pipeline import cli_ingest
+
+        return cli_ingest(settings, args.paths, rebuild=args.rebuild, quiet=args.quiet)
+    if cmd == "status":
+        from ingest.pipeline import cli_status
+
+        return cli_status(settings)
+    if cmd == "ask":
+        from .ask_cli import cli_ask
+
+        return cli_ask(settings, args.question, args.history, as_json=args.json)
+    if cmd == "kb":
+        from .kbcheck import cli_check, cli_coverage
+
+        if args.kb_command == "check":
+            return cli_check(settings, fix_hashes=args.fix_hashes)
+        return cli_coverage(settings)
+    if cmd == "eval":
+        from evals.runner import cli_eval
+
+        return cli_eval(settings, args)
+    if cmd == "chat":
+        from .ui.app import serve
+
+        return serve(settings, host=args.host, port=args.port)
+    if cmd == "feedback":
+        from .feedback import cli_export
+
+        return cli_export(settings, only_negative=args.only_negative, out=args.out)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Curated (vetted) answers: loading, source hashes and staleness, and matching a question to them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .kbfiles import section_hash, section_sentences
+from .types import Citation, SourceDoc
+
+_MARKER = re.compile(r"\[(\d+)\]")
+STALE_NOTICE = {
+    "ja": "注意: この確認済み回答の出典はレビュー後に更新されています。最新の出典を確認してください。",
+    "en": "Note: the sources of this verified answer changed after it was reviewed; check the current sources.",
+}
+
+
+@dataclass(frozen=True)
+class CuratedAnswer:
+    id: str
+    lang: str
+    topic: str
+    questions: tuple[str, ...]
+    answer: str
+    sources: tuple[tuple[str, str, str], ...]  # (doc, section, hash stamped at review)
+    source_hash: str
+    owner: str
+    reviewed: str
+    path: str
+    citations: tuple[Citation, ...] = ()
+    stale_sections: tuple[str, ...] = ()  # "doc#section" whose text changed since review
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.stale_sections)
+
+
+class CuratedError(ValueError):
+    pass
+
+
+def load_raw(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise CuratedError(f"{path}:1: curated answer must be a YAML mapping")
+    for name in ("id", "lang", "topic", "questions", "answer", "sources", "owner", "reviewed"):
+        if data.get(name) in (None, "", []):
+            raise CuratedError(f"{path}:1: field '{name}' is missing or empty")
+    if len(data["questions"]) < 3:
+        raise CuratedError(f"{path}:1: needs at least 3 question phrasings, has {len(data['questions'])}")
+    return data
+
+
+def current_hashes(sources, lang: str, docs: dict[tuple[str, str], SourceDoc]) -> list[str | None]:
+    """Hash of each cited section as the kb has it now; None when the section does not resolve."""
+    out: list[str | None] = []
+    for doc_id, section_id, *_ in sources:
+        doc = docs.get((lang, doc_id))
+        section = next((s for s in doc.sections if s.id == section_id), None) if doc else None
+        out.append(section_hash(section_sentences(section)) if section else None)
+    return out
+
+
+def combine(hashes: list[str | None]) -> str:
+    return hashlib.sha256("\n".join(h or "-" for h in hashes).encode()).hexdigest()[:16]
+
+
+def resolve(data: dict, path: Path, docs: dict[tuple[str, str], SourceDoc]) -> CuratedAnswer:
+    lang = str(data["lang"])
+    sources = tuple((str(s["doc"]), str(s["section"]), str(s.get("hash", ""))) for s in data["sources"])
+    now = current_hashes(sources, lang, docs)
+    citations, stale = [], []
+    for n, ((doc_id, section_id, stamped), h) in enumerate(zip(sources, now), start=1):
+        if h is None:
+            raise CuratedError(f"{path}:1: source [{n}] {doc_id}#{section_id} ({lang}) does not resolve")
+        doc = docs[(lang, doc_id)]
+        section = next(s for s in doc.sections if s.id == section_id)
+        citations.append(Citation(n, doc_id, doc.title, section.title, section_id, lang, " ".join(section_sentences(section))))
+        if stamped != h:
+            stale.append(f"{doc_id}#{section_id}")
+    if str(data.get("source_hash", "")) != combine(now) and not stale:
+        stale = [f"{d}#{s}" for d, s, _ in sources]
+    markers = {int(m) for m in _MARKER.findall(str(data["answer"]))}
+    if not markers or not markers <= set(range(1, len(sources) + 1)):
+        raise CuratedError(f"{path}:1: answer markers {sorted(markers)} must be within 1..{len(sources)}")
+    return CuratedAnswer(
+        id=str(data["id"]), lang=lang, topic=str(data["topic"]), questions=tuple(map(str, data["questions"])),
+        answer=str(data["answer"]).strip(), sources=sources, source_hash=str(data.get("source_hash", "")),
+        owner=str(data["owner"]), reviewed=str(data["reviewed"]), path=str(path),
+        citations=tuple(citations), stale_sections=tuple(stale),
+    )
+
+
+def load_curated(kb_dir: Path, docs: dict[tuple[str, str], SourceDoc]) -> tuple[list[CuratedAnswer], list[str]]:
+    answers, errors = [], []
+    for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
+        try:
+            answers.append(resolve(load_raw(path), path, docs))
+        except (CuratedError, yaml.YAMLError, KeyError, TypeError) as exc:
+            errors.append(str(exc) if isinstance(exc, CuratedError) else f"{path}:1: {exc}")
+    return answers, errors
+
+
+class CuratedMatcher:
+    """Nearest curated question by embedding similarity; a match needs cosine ≥ threshold in the same language."""
+
+    def __init__(self, answers: list[CuratedAnswer], embedder, threshold: float) -> None:
+        self.answers = answers
+        self.threshold = threshold
+        self._owner = [i for i, a in enumerate(answers) for _ in a.questions]
+        texts = [q for a in answers for q in a.questions]
+        self._vectors = embedder.queries(texts) if texts else np.zeros((0, 1), np.float32)
+
+    def nearest(self, qvec: np.ndarray, lang: str, n: int = 3) -> list[tuple[CuratedAnswer, float]]:
+        if not len(self._owner):
+            return []
+        sims = self._vectors @ qvec
+        best: dict[int, float] = {}
+        for row, owner in enumerate(self._owner):
+            if self.answers[owner].lang == lang:
+                best[owner] = max(best.get(owner, -1.0), float(sims[row]))
+        ranked = sorted(best.items(), key=lambda p: -p[1])[:n]
+        return [(self.answers[i], s) for i, s in ranked]
+
+    def match(self, qvec: np.ndarray, lang: str) -> tuple[CuratedAnswer, float] | None:
+        top = self.nearest(qvec, lang, 1)
+        return top[0] if top and top[0][1] >= self.threshold else None

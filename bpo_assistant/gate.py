@@ -1,0 +1,72 @@
+"""Answerability gate: answer only when the evidence is strong, otherwise refuse with the fixed sentinel.
+
+Three checks, each cheap and explainable (thresholds in Settings, calibrated on evals/suites/dev.jsonl):
+1. dense similarity of the best chunk (e5 cosines are compressed: unrelated text still scores ~0.75);
+2. the question's content words must be known to the kb: a question about 時給 or the weather uses words
+   our documents never contain;
+3. the answer type: a question asking for an amount, a company name or a legal article needs evidence of
+   that type, and the kb holds no prices, market sizes, vendor names or statute numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import tokenize
+
+# Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
+_ASKS_MONEY = re.compile(
+    r"いくら|何円|何万円|何億|何兆|金額|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|"
+    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per",
+    re.I,
+)
+_MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
+_ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|percent|percentage|what share", re.I)
+_ASKS_YEARS = re.compile(r"何年|how many years|how long .*(run|last)", re.I)
+_YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
+_ASKS_NAMES = re.compile(
+    r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
+    r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top \d+|ranking|recommend (a|some) (vendor|compan)|"
+    r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best",
+    re.I,
+)
+_ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|article \d+|which article|civil code", re.I)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    ok: bool
+    reason: str
+    dense: float
+    known_share: float
+
+
+def known_share(question: str, vocab: dict) -> float:
+    tokens = [t for t in tokenize(question)]
+    if not tokens:
+        return 0.0
+    return sum(1 for t in tokens if t in vocab) / len(tokens)
+
+
+def check(question: str, top_dense: float, evidence: list[str], vocab: dict, settings) -> GateResult:
+    share = known_share(question, vocab)
+    if top_dense < settings.min_dense_score:
+        return GateResult(False, f"weak dense match {top_dense:.3f}", top_dense, share)
+    if share < settings.min_keyword_overlap:
+        return GateResult(False, f"question words unknown to the kb ({share:.2f})", top_dense, share)
+    joined = " ".join(evidence)
+    if _ASKS_MONEY.search(question) and not _MONEY.search(joined):
+        return GateResult(False, "asks for a price, wage or market size the kb does not state", top_dense, share)
+    if _ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", joined):
+        return GateResult(False, "asks for a percentage the kb does not state", top_dense, share)
+    if _ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", joined):
+        return GateResult(False, "asks for a number of years the kb does not state", top_dense, share)
+    years = set(m.group(0) for m in _YEAR.finditer(question))
+    if years and not all(y in joined for y in years):
+        return GateResult(False, "asks about a year the kb does not cover", top_dense, share)
+    if _ASKS_NAMES.search(question):
+        return GateResult(False, "asks for company names or rankings the kb does not hold", top_dense, share)
+    if _ASKS_LAW.search(question):
+        return GateResult(False, "asks for a legal article the kb does not hold", top_dense, share)
+    return GateResult(True, "ok", top_dense, share)

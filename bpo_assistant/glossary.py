@@ -1,0 +1,103 @@
+"""kb/glossary.yaml: term detection in questions and query expansion (variants, aliases, ja↔en)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .text import normalize
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str  # canonical Japanese
+    en: str
+    reading: str
+    variants: tuple[str, ...]
+    definition_ja: str
+    definition_en: str
+    doc: str
+    section: str = ""  # the section of `doc` that defines the term
+
+    def label(self, lang: str) -> str:
+        return self.en.split(" (")[0] if lang == "en" else self.term
+
+
+def _key(text: str) -> str:
+    return normalize(text).lower()
+
+
+class Glossary:
+    def __init__(self, terms: list[Term]) -> None:
+        self.terms = terms
+        # Longest surface first so 準委任契約 wins over 委任契約, and シェアードサービスセンター over シェアードサービス.
+        surfaces = []
+        for t in terms:
+            for s in {t.term, t.reading, t.en, *t.variants}:
+                if s and len(_key(s)) >= 2:
+                    surfaces.append((_key(s), t))
+        surfaces.sort(key=lambda p: -len(p[0]))
+        self._surfaces = surfaces
+        self._patterns = [(re.compile(self._pattern(s)), s, t) for s, t in surfaces]
+
+    @staticmethod
+    def _pattern(surface: str) -> str:
+        # ASCII surfaces need word boundaries ("IT" must not match inside "ITO" or "with"); Japanese has none.
+        if surface.isascii():
+            return r"(?<![a-z0-9])" + re.escape(surface) + r"(?![a-z0-9])"
+        return re.escape(surface)
+
+    @classmethod
+    def load(cls, path: Path) -> "Glossary":
+        if not Path(path).exists():
+            return cls([])
+        rows = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        terms = [
+            Term(
+                term=str(r["term"]), en=str(r.get("en", "")), reading=str(r.get("reading", "")),
+                variants=tuple(str(v) for v in r.get("variants") or ()),
+                definition_ja=str(r.get("definition_ja", "")), definition_en=str(r.get("definition_en", "")),
+                doc=str(r.get("doc", "")), section=str(r.get("section", "")),
+            )
+            for r in rows
+        ]
+        return cls(terms)
+
+    def find(self, text: str) -> list[Term]:
+        """Terms mentioned in text, in order of appearance, longest match wins, each term once."""
+        key = _key(text)
+        taken = [False] * len(key)
+        found: list[tuple[int, Term]] = []
+        for pattern, _surface, term in self._patterns:
+            for m in pattern.finditer(key):
+                if any(taken[m.start() : m.end()]):
+                    continue
+                for i in range(m.start(), m.end()):
+                    taken[i] = True
+                found.append((m.start(), term))
+        seen: set[str] = set()
+        ordered = []
+        for _, term in sorted(found, key=lambda p: p[0]):
+            if term.term not in seen:
+                seen.add(term.term)
+                ordered.append(term)
+        return ordered
+
+    def expand(self, text: str, lang: str) -> str:
+        """Extra words for the keyword arm: the canonical name and the other language's name of each term."""
+        extra: list[str] = []
+        for term in self.find(text):
+            extra.append(term.term)
+            if term.en:
+                extra.append(term.en.split(" (")[0])
+        return " ".join(dict.fromkeys(extra))
+
+    def by_name(self, name: str) -> Term | None:
+        key = _key(name)
+        for t in self.terms:
+            if key in {_key(t.term), _key(t.en), *(_key(v) for v in t.variants)}:
+                return t
+        return None

@@ -1,0 +1,154 @@
+"""`bpo-assistant kb check` / `kb coverage`: validate the knowledge base and report fact coverage.
+
+Every problem is printed as `path:line: message` so editors can jump to it; the exit status is non-zero
+when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from .curated import CuratedError, combine, current_hashes, load_raw
+from .kbfiles import load_kb_docs
+from .settings import Settings
+
+
+def check_kb(kb_dir: Path) -> list[str]:
+    docs, errors = load_kb_docs(kb_dir)
+    problems = [str(e) for e in errors]
+    ids_by_lang: dict[str, dict[str, str]] = {}
+    for (lang, doc_id), doc in docs.items():
+        ids_by_lang.setdefault(lang, {})[doc_id] = doc.path
+    for doc_id, path in sorted(ids_by_lang.get("ja", {}).items()):
+        twin = docs.get(("en", doc_id))
+        if twin is None:
+            problems.append(f"{path}:1: no English twin kb/en/…md with id {doc_id!r}")
+            continue
+        ja_ids = [s.id for s in docs[("ja", doc_id)].sections]
+        en_ids = [s.id for s in twin.sections]
+        if ja_ids != en_ids:
+            problems.append(f"{twin.path}:1: sections {en_ids} differ from the Japanese twin's {ja_ids}")
+    for doc_id, path in sorted(ids_by_lang.get("en", {}).items()):
+        if ("ja", doc_id) not in docs:
+            problems.append(f"{path}:1: no Japanese twin for id {doc_id!r}")
+    problems += check_comparisons(kb_dir / "comparisons.yaml", docs)
+    problems += check_glossary(kb_dir / "glossary.yaml", docs)
+    problems += check_curated(kb_dir, docs)[0]
+    return problems
+
+
+def check_comparisons(path: Path, docs) -> list[str]:
+    if not path.exists():
+        return [f"{path}:1: missing"]
+    text = path.read_text(encoding="utf-8")
+    problems = []
+    for table in (yaml.safe_load(text) or {}).get("tables", []):
+        for row in table.get("rows", []):
+            for col, cell in row.get("cells", {}).items():
+                for lang in ("ja", "en"):
+                    doc = docs.get((lang, cell.get("doc")))
+                    if doc is None or cell.get("section") not in {s.id for s in doc.sections}:
+                        line = _line_of(text, f"section: {cell.get('section')}")
+                        problems.append(f"{path}:{line}: cell {table['id']}/{row['id']}/{col} source "
+                                        f"{cell.get('doc')}#{cell.get('section')} does not resolve in {lang}")
+    return problems
+
+
+def check_glossary(path: Path, docs) -> list[str]:
+    if not path.exists():
+        return [f"{path}:1: missing"]
+    text = path.read_text(encoding="utf-8")
+    problems = []
+    for entry in yaml.safe_load(text) or []:
+        line = _line_of(text, f"term: {entry.get('term')}")
+        for name in ("term", "reading", "variants", "definition_ja", "definition_en", "doc"):
+            if not entry.get(name):
+                problems.append(f"{path}:{line}: term {entry.get('term')!r} has no {name}")
+        for lang in ("ja", "en"):
+            doc = docs.get((lang, entry.get("doc")))
+            if doc is None or (entry.get("section") and entry["section"] not in {s.id for s in doc.sections}):
+                problems.append(f"{path}:{line}: term {entry.get('term')!r} points at "
+                                f"{entry.get('doc')}#{entry.get('section')}, which does not resolve in {lang}")
+    return problems
+
+
+def check_curated(kb_dir: Path, docs, fix_hashes: bool = False) -> tuple[list[str], int]:
+    problems, fixed, seen = [], 0, {}
+    for path in sorted((kb_dir / "curated").glob("*.yaml")):
+        try:
+            data = load_raw(path)
+        except (CuratedError, yaml.YAMLError) as exc:
+            problems.append(str(exc))
+            continue
+        if data["id"] in seen:
+            problems.append(f"{path}:1: duplicate curated id {data['id']!r} (also {seen[data['id']]})")
+        seen[data["id"]] = path
+        sources = [(str(s.get("doc")), str(s.get("section")), str(s.get("hash", ""))) for s in data["sources"]]
+        now = current_hashes(sources, str(data["lang"]), docs)
+        text = path.read_text(encoding="utf-8")
+        for (doc_id, section_id, stamped), h in zip(sources, now):
+            line = _line_of(text, f"section: {section_id}")
+            if h is None:
+                problems.append(f"{path}:{line}: source {doc_id}#{section_id} ({data['lang']}) does not resolve")
+            elif stamped and stamped != h and not fix_hashes:
+                problems.append(f"{path}:{line}: stale: section {doc_id}#{section_id} changed since review "
+                                f"(hash {stamped} → {h}); re-review, then `kb check --fix-hashes`")
+        markers = {int(m) for m in re.findall(r"\[(\d+)\]", str(data["answer"]))}
+        if not markers or not markers <= set(range(1, len(sources) + 1)):
+            problems.append(f"{path}:{_line_of(text, 'answer:')}: [n] markers {sorted(markers)} outside 1..{len(sources)}")
+        if None in now:
+            continue
+        if fix_hashes:
+            for s, h in zip(data["sources"], now):
+                s["hash"] = h
+            data["source_hash"] = combine(now)
+            path.write_text(yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
+            fixed += 1
+        elif not data.get("source_hash") or any(not s[2] for s in sources):
+            problems.append(f"{path}:1: no source_hash yet; review the answer, then `kb check --fix-hashes`")
+        elif data["source_hash"] != combine(now) and all(s[2] == h for s, h in zip(sources, now)):
+            problems.append(f"{path}:1: stale: source_hash does not match the cited sections")
+    return problems, fixed
+
+
+class _Dumper(yaml.SafeDumper):
+    """Keeps multi-line answers as readable `|` blocks when --fix-hashes rewrites a file."""
+
+
+_Dumper.add_representer(
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+)
+
+
+def _line_of(text: str, needle: str) -> int:
+    for i, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return i
+    return 1
+
+
+def cli_check(settings: Settings, fix_hashes: bool = False) -> int:
+    kb_dir = Path(settings.kb_dir)
+    if fix_hashes:
+        docs, _ = load_kb_docs(kb_dir)
+        _, fixed = check_curated(kb_dir, docs, fix_hashes=True)
+        print(f"re-stamped source hashes of {fixed} curated answers")
+    problems = check_kb(kb_dir)
+    for p in problems:
+        print(p)
+    n_curated = len(list((kb_dir / "curated").glob("*.yaml")))
+    print(f"kb check: {len(problems)} problem(s); {n_curated} curated answers")
+    return 1 if problems else 0
+
+
+def cli_coverage(settings: Settings) -> int:
+    from evals.coverage import coverage
+
+    result = coverage(settings)
+    print(f"facts covered: ja {result['ja']:.0%}  en {result['en']:.0%}")
+    for miss in result.get("missing", []):
+        print(f"  missing: {miss}")
+    return 0 if result["ja"] == 1.0 and result["en"] == 1.0 else 1

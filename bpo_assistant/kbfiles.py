@@ -1,0 +1,125 @@
+"""Our knowledge-base Markdown format (docs/kb-format.md): YAML front matter + `## Heading {#id}` sections.
+
+Lives in the core because both ingest (to index) and the answer side (curated staleness, kb check) read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import yaml
+
+from .text import normalize, split_sentences
+from .types import Section, SourceDoc
+
+REQUIRED_FIELDS = ("id", "title", "lang", "topic", "tags", "aliases", "source", "reviewed", "owner")
+TOPICS = ("overview", "comparison", "operations", "benefits", "precautions", "vendor-selection", "contracts", "dx",
+          "checklist")
+_HEADING = re.compile(r"^##\s+(?P<title>.+?)\s*(?:\{#(?P<id>[A-Za-z0-9_-]+)\})?\s*$")
+
+
+class KbFormatError(ValueError):
+    """A kb file that cannot be used; carries the path and line for `kb check` and ingest reports."""
+
+    def __init__(self, path: str | Path, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = str(path), line, message
+
+
+def split_front_matter(text: str, path: str | Path = "<text>") -> tuple[dict, str, int]:
+    """Return (front matter, body, line number where the body starts)."""
+    if not text.startswith("---"):
+        raise KbFormatError(path, 1, "missing YAML front matter (the file must start with '---')")
+    lines = text.splitlines()
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise KbFormatError(path, 1, "front matter is not closed by a '---' line") from None
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = (mark.line + 2) if mark else 1
+        raise KbFormatError(path, line, f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(meta, dict):
+        raise KbFormatError(path, 2, "front matter must be a YAML mapping")
+    return meta, "\n".join(lines[end + 1 :]), end + 2
+
+
+def parse_sections(body: str, first_line: int = 1) -> list[Section]:
+    sections: list[Section] = []
+    title, sid, start, buf = None, None, 0, []
+    for offset, line in enumerate(body.splitlines()):
+        m = _HEADING.match(line)
+        if m:
+            if title is not None:
+                sections.append(Section(sid or _slug(title, len(sections)), title, "\n".join(buf).strip(), start))
+            title, sid, start, buf = m["title"], m["id"], first_line + offset, []
+        elif line.startswith("# ") and title is None:
+            continue  # tolerated H1 title line before the first section
+        else:
+            buf.append(line)
+    if title is not None:
+        sections.append(Section(sid or _slug(title, len(sections)), title, "\n".join(buf).strip(), start))
+    elif "\n".join(buf).strip():
+        sections.append(Section("body", "本文", "\n".join(buf).strip(), first_line))
+    return sections
+
+
+def _slug(title: str, index: int) -> str:
+    ascii_part = re.sub(r"[^a-z0-9]+", "-", normalize(title).lower()).strip("-")
+    return ascii_part or f"section-{index + 1}"
+
+
+def load_markdown(path: Path, require_all_fields: bool = True) -> SourceDoc:
+    text = path.read_text(encoding="utf-8")
+    meta, body, body_line = split_front_matter(text, path)
+    fields = REQUIRED_FIELDS if require_all_fields else ("id", "title", "lang")
+    for name in fields:
+        if meta.get(name) in (None, "", []):
+            raise KbFormatError(path, 1, f"front matter field '{name}' is missing or empty")
+    lang = str(meta.get("lang"))
+    if lang not in ("ja", "en"):
+        raise KbFormatError(path, 1, f"front matter field 'lang' must be 'ja' or 'en', not {lang!r}")
+    topic = str(meta.get("topic") or "general")
+    if require_all_fields and topic not in TOPICS:
+        raise KbFormatError(path, 1, f"front matter field 'topic' {topic!r} is not one of {', '.join(TOPICS)}")
+    sections = parse_sections(body, body_line)
+    if not any(s.text for s in sections):
+        raise KbFormatError(path, body_line, "document has no text")
+    return SourceDoc(
+        id=str(meta["id"]), title=str(meta["title"]), lang=lang, topic=topic, path=str(path),
+        sections=tuple(sections), aliases=tuple(str(a) for a in meta.get("aliases") or ()),
+        tags=tuple(str(t) for t in meta.get("tags") or ()),
+    )
+
+
+def section_sentences(section: Section) -> list[str]:
+    return [normalize(s) for s in split_sentences(section.text)]
+
+
+def section_hash(sentences: list[str]) -> str:
+    """Hash of a section's sentences as indexed; curated answers store it to detect edited sources."""
+    return hashlib.sha256("\n".join(sentences).encode("utf-8")).hexdigest()[:16]
+
+
+def load_kb_docs(kb_dir: Path) -> tuple[dict[tuple[str, str], SourceDoc], list[KbFormatError]]:
+    """All kb/ja and kb/en documents keyed by (lang, id), plus the files that failed to parse."""
+    docs: dict[tuple[str, str], SourceDoc] = {}
+    errors: list[KbFormatError] = []
+    for path in sorted(Path(kb_dir).glob("[a-z][a-z]/*.md")):
+        try:
+            doc = load_markdown(path)
+        except KbFormatError as exc:
+            errors.append(exc)
+            continue
+        except (UnicodeDecodeError, OSError) as exc:
+            errors.append(KbFormatError(path, 1, f"unreadable: {exc}"))
+            continue
+        if (doc.lang, doc.id) in docs:
+            errors.append(KbFormatError(path, 1, f"duplicate id {doc.id!r} (also {docs[(doc.lang, doc.id)].path})"))
+            continue
+        docs[(doc.lang, doc.id)] = doc
+    return docs, errors

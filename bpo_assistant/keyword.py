@@ -1,0 +1,71 @@
+"""Japanese-aware BM25 keyword index (bm25s over MeCab content-word tokens).
+
+Chroma's `$contains` cannot find two-kanji words such as 委託 or 請負 inside Japanese text, and whitespace
+tokenising sees a whole Japanese sentence as one token; so keyword search is ours: `text.tokenize` at
+ingest and query time, BM25 scores over those tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .text import tokenize
+
+# Probe terms for the health check: two-kanji words that Chroma's substring filter misses.
+HEALTH_PROBES = ("委託", "請負", "準委任", "シェアードサービス")
+
+
+@dataclass
+class KeywordIndex:
+    ids: list[str]
+    _bm25: object
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str]) -> "KeywordIndex":
+        import bm25s
+
+        corpus = [tokenize(t) or ["∅"] for t in texts]  # bm25s rejects empty documents
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        return cls(list(ids), bm25)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._bm25.save(str(directory), show_progress=False)
+        (directory / "ids.json").write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "KeywordIndex":
+        import bm25s
+
+        bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+        return cls(ids, bm25)
+
+    @property
+    def vocab(self) -> dict:
+        """token -> id of every token the kb contains (the gate asks whether a question's words are known)."""
+        return self._bm25.vocab_dict
+
+    def search(self, query: str, k: int = 10, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """(id, score) best first; only positive scores; `allowed` restricts ids (e.g. one language)."""
+        tokens = [t for t in tokenize(query) if t in self.vocab]
+        if not tokens or not self.ids:
+            return []
+        scores = self._bm25.get_scores(tokens)
+        ranked = sorted(range(len(self.ids)), key=lambda i: -scores[i])
+        out = []
+        for i in ranked:
+            if scores[i] <= 0:
+                break
+            if allowed is None or self.ids[i] in allowed:
+                out.append((self.ids[i], float(scores[i])))
+                if len(out) >= k:
+                    break
+        return out
+
+    def health(self) -> dict[str, int]:
+        """Hits per probe term; a healthy Japanese index finds every probe."""
+        return {term: len(self.search(term, k=50)) for term in HEALTH_PROBES}

@@ -1,0 +1,129 @@
+"""Text utilities shared by ingest and query: normalisation, sentence splitting, language, tokens.
+
+Defined once here so the index and the query see text the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_JA_CHARS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+_LATIN = re.compile(r"[A-Za-z]")
+_ENDERS = "。！？!?"
+_OPEN = "「『（(【［"
+_CLOSE = "」』）)】］"
+_EN_ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "Mr.", "Ms.", "Dr.", "Inc.", "Co.", "Ltd.", "No.")
+_BULLET = re.compile(r"^\s*(?:[-*・•]|\d+[.)])\s+")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width ASCII and half-width kana fold), control characters removed."""
+    return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
+
+
+def squash(text: str) -> str:
+    """Comparison form used by fact checks: NFKC, lower case, no whitespace."""
+    return "".join(ch for ch in normalize(text).lower() if not ch.isspace())
+
+
+def detect_lang(text: str) -> str:
+    """'ja' when the text has any Japanese script in a meaningful share, else 'en'."""
+    ja = len(_JA_CHARS.findall(text))
+    latin = len(_LATIN.findall(text))
+    if ja == 0:
+        return "en"
+    # Japanese questions often carry Latin acronyms (BPO, ITO, SLA); a few kana are enough.
+    return "ja" if ja * 3 >= latin or ja >= 4 else "en"
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split into sentences on 。！？ and line breaks (Japanese) and on . ! ? + space (English).
+
+    LangChain's RecursiveCharacterTextSplitter cuts by length and would split inside Japanese sentences, which
+    has no spaces; quoting single sentences needs exact sentence boundaries, so this small splitter exists.
+    Nothing is split inside 「」 or （）.
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        line = _BULLET.sub("", line).strip()
+        if not line:
+            continue
+        out.extend(_split_line(line))
+    return [s for s in (s.strip() for s in out) if s]
+
+
+def _split_line(line: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE and depth:
+            depth -= 1
+        elif depth == 0 and ch in _ENDERS:
+            while i + 1 < len(line) and line[i + 1] in _ENDERS + _CLOSE:
+                i += 1
+            parts.append(line[start : i + 1])
+            start = i + 1
+        elif depth == 0 and ch == "." and _is_en_boundary(line, i):
+            parts.append(line[start : i + 1])
+            start = i + 1
+        i += 1
+    parts.append(line[start:])
+    return parts
+
+
+def _is_en_boundary(line: str, i: int) -> bool:
+    nxt = line[i + 1 : i + 3]
+    if not nxt or nxt[0] != " " or len(nxt) < 2 or not (nxt[1].isupper() or nxt[1].isdigit() or nxt[1] in "\"'(["):
+        return i + 1 == len(line)
+    head = line[: i + 1]
+    return not any(head.endswith(a) for a in _EN_ABBREV)
+
+
+# Parts of speech kept for keyword matching (unidic's pos1): content words only, so particles such as
+# は/が/の do not make every Japanese sentence look alike.
+_CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "代名詞"}
+_STOP = {"する", "ある", "いる", "なる", "れる", "られる", "こと", "もの", "よう", "ため", "これ", "それ", "the", "a", "an",
+         "of", "to", "and", "or", "in", "on", "for", "is", "are", "be", "what", "how", "with", "by", "it", "its",
+         "do", "does", "can", "as", "at", "from", "that", "this", "which", "about", "me", "i", "we", "you", "our"}
+
+
+@lru_cache(maxsize=1)
+def _tagger():
+    # Imported lazily: fugashi loads the unidic-lite dictionary (~50 MB) when built.
+    import fugashi
+
+    return fugashi.Tagger()
+
+
+def tokenize(text: str) -> list[str]:
+    """Content-word tokens for BM25 and keyword overlap, for Japanese and English alike.
+
+    Japanese goes through MeCab (fugashi + unidic-lite), never whitespace splitting; Latin words are
+    lower-cased. Lemmas are used so 委託する/委託し/委託 meet.
+    """
+    text = normalize(text).lower()
+    tokens: list[str] = []
+    for word in _tagger()(text):
+        surface = word.surface
+        feature = word.feature
+        pos = getattr(feature, "pos1", "") or ""
+        if _LATIN.match(surface):
+            token = surface
+        else:
+            if pos not in _CONTENT_POS:
+                continue
+            lemma = getattr(feature, "lemma", None) or surface
+            # unidic lemmas of katakana loanwords carry an English gloss ("サービス-service"); keep the head.
+            token = lemma.split("-")[0] if _JA_CHARS.search(lemma) else surface
+        token = token.strip()
+        if token and token not in _STOP and not all(unicodedata.category(c)[0] in "PSZ" for c in token):
+            tokens.append(token)
+    return tokens

@@ -1,0 +1,266 @@
+"""The Gradio app: Chat, Onboarding and Knowledge tabs around `ChatService.respond` (a thin shell).
+
+`serve(settings, host, port)` is what `bpo-assistant chat` runs: offline environment, index check, Assistant,
+launch on loopback (optional login from settings.auth_file). `build_app(assistant, settings)` returns the
+gr.Blocks without launching it; `launch_kwargs(settings)` holds the launch options (theme with a local CJK font
+stack, no analytics/run history/PWA/MCP/monitoring) so tests and the load benchmark launch it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from bpo_assistant.settings import Settings, set_offline_env
+
+from .labels import EXAMPLES, t
+
+log = logging.getLogger(__name__)
+
+FONT = ["Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", "Meiryo", "system-ui", "sans-serif"]
+FONT_MONO = ["Noto Sans Mono CJK JP", "DejaVu Sans Mono", "ui-monospace", "monospace"]
+
+CSS = """
+.bpo-badges { margin-bottom: .25rem; }
+.bpo-badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .85em; font-weight: 600; }
+.bpo-verified { background: #dcfce7; color: #166534; border: 1px solid #86efac; }
+.bpo-stale { background: #fef3c7; color: #92400e; border: 1px solid #fcd34d; }
+.bpo-query, .bpo-notice, .bpo-qs, .bpo-doc-meta { font-size: .85em; opacity: .85; margin: .35rem 0; }
+.bpo-sources { margin-top: .5rem; border-top: 1px solid var(--border-color-primary); padding-top: .35rem; }
+.bpo-sources summary { cursor: pointer; font-weight: 600; }
+.bpo-source { margin: .5rem 0; }
+.bpo-source-title { font-weight: 600; font-size: .9em; }
+.bpo-source-text { font-size: .85em; padding-left: .75rem; border-left: 3px solid var(--border-color-primary); }
+.bpo-source-text mark { background: #fde68a; color: inherit; padding: 0 .1em; }
+#bpo-header h1 { margin: 0; font-size: 1.4rem; }
+"""
+
+_HEADER = "<h1>{title}</h1><p>{subtitle}</p>"
+
+
+def make_theme():
+    import gradio as gr
+
+    # Plain font names: a local/system stack, never gr.themes.GoogleFont (no request leaves the machine).
+    return gr.themes.Default(font=FONT, font_mono=FONT_MONO)
+
+
+def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
+    blocked = [str(settings.data_dir)] if settings is not None else []
+    return dict(
+        theme=make_theme(),
+        css=CSS,
+        footer_links=["api", "settings"],
+        run_history=False,  # no questions kept in the browser's storage
+        pwa=False,
+        mcp_server=False,
+        ssr_mode=False,
+        enable_monitoring=False,
+        show_error=False,
+        strict_cors=True,
+        blocked_paths=blocked or None,
+        quiet=True,
+    )
+
+
+def _status(assistant, settings: Settings, lang: str) -> str:
+    from .onboarding import render_status, stale_count
+
+    info, error = None, ""
+    try:
+        from ingest.pipeline import status_info  # written by another engineer; may be absent
+
+        info = status_info(settings)
+    except Exception as exc:  # noqa: BLE001 - the tab still shows what it can
+        error = f"status unavailable: {type(exc).__name__}"
+    try:
+        stale = stale_count(assistant.curated_answers())
+    except Exception:  # noqa: BLE001
+        stale = 0
+    return render_status(info if isinstance(info, dict) else None, stale, lang, error)
+
+
+def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: int | None = 8,
+              stream_delay: float = 0.0) -> Any:
+    """The gr.Blocks app. `store` defaults to a FeedbackStore under settings.data_dir."""
+    import gradio as gr
+
+    from bpo_assistant.feedback import FeedbackStore
+
+    from .chat import ChatService, SafeChatbot
+    from .labels import lang_of, reason_choices
+    from .onboarding import doc_choices, render_curated, render_doc
+    from .render import md_inert
+
+    store = store if store is not None else FeedbackStore(settings)
+    service = ChatService(assistant, store, stream_delay=stream_delay)
+
+    def curated(lang: str, query: str = "") -> str:
+        try:
+            items = assistant.curated_answers()
+        except Exception:  # noqa: BLE001
+            log.exception("curated answers unavailable")
+            items = []
+        return render_curated(items, lang, query, service.section)
+
+    def comparison(lang: str) -> str:
+        try:
+            return md_inert(assistant.comparison_markdown(lang))
+        except Exception:  # noqa: BLE001
+            log.exception("comparison table unavailable")
+            return ""
+
+    def docs(lang: str) -> list:
+        try:
+            return list(assistant.documents(lang))
+        except Exception:  # noqa: BLE001
+            log.exception("documents unavailable")
+            return []
+
+    def doc_view(lang: str, doc_id: str | None) -> str:
+        return render_doc(next((d for d in docs(lang) if d.id == doc_id), None), lang)
+
+    lang0 = "ja"
+    docs0 = doc_choices(docs(lang0))
+    first_doc = docs0[0][1] if docs0 else None
+
+    with gr.Blocks(title=t(lang0, "title"), fill_height=False) as demo:
+        with gr.Row(equal_height=True):
+            header = gr.HTML(_HEADER.format(title=t(lang0, "title"), subtitle=t(lang0, "subtitle")),
+                             elem_id="bpo-header")
+            ui_lang = gr.Radio([("日本語", "ja"), ("English", "en")], value=lang0, label=t(lang0, "ui_lang"),
+                               scale=0, min_width=220, elem_id="bpo-ui-lang")
+        records = gr.State({})
+        rows = gr.State({})
+        pending = gr.State(None)
+
+        with gr.Tabs(elem_id="bpo-tabs"):
+            with gr.Tab(t(lang0, "tab_chat"), id="chat", elem_id="bpo-tab-chat") as tab_chat:
+                chatbot = SafeChatbot(
+                    label=t(lang0, "chatbot"), height=560, layout="panel", sanitize_html=True,
+                    render_markdown=True, latex_delimiters=[], buttons=["copy"], elem_id="bpo-chatbot",
+                    feedback_options=("Like", "Dislike"),
+                )
+                textbox = gr.Textbox(placeholder=t(lang0, "placeholder"), show_label=False, max_lines=6,
+                                     max_length=4000, submit_btn=True, stop_btn=True, elem_id="bpo-input")
+                gr.ChatInterface(
+                    fn=service.respond_ui,
+                    chatbot=chatbot,
+                    textbox=textbox,
+                    additional_inputs=[records],
+                    additional_outputs=[records],
+                    examples=[[q] for q in EXAMPLES],
+                    run_examples_on_click=True,
+                    cache_examples=False,
+                    api_name="chat",
+                    concurrency_limit=concurrency_limit,
+                    fill_height=False,
+                    autofocus=True,
+                    analytics_enabled=False,
+                )
+                with gr.Group(visible=False, elem_id="bpo-feedback") as fb_panel:
+                    fb_title = gr.Markdown(t(lang0, "fb_title"))
+                    fb_reason = gr.Radio(reason_choices(lang0), label=t(lang0, "fb_reason"), elem_id="bpo-fb-reason")
+                    fb_comment = gr.Textbox(label=t(lang0, "fb_comment"), lines=2, max_length=2000,
+                                            elem_id="bpo-fb-comment")
+                    with gr.Row():
+                        fb_send = gr.Button(t(lang0, "fb_submit"), variant="primary", elem_id="bpo-fb-send")
+                        fb_close = gr.Button(t(lang0, "fb_cancel"), elem_id="bpo-fb-close")
+
+            with gr.Tab(t(lang0, "tab_onboarding"), id="onboarding", elem_id="bpo-tab-onboarding") as tab_onb:
+                onb_intro = gr.Markdown(t(lang0, "onb_intro"))
+                onb_search = gr.Textbox(label=t(lang0, "onb_search"), max_length=200, elem_id="bpo-onb-search")
+                onb_list = gr.Markdown(curated(lang0), elem_id="bpo-onb-list")
+                onb_cmp_title = gr.Markdown(f"### {t(lang0, 'onb_comparison')}")
+                onb_cmp = gr.Markdown(comparison(lang0), elem_id="bpo-onb-comparison")
+
+            with gr.Tab(t(lang0, "tab_knowledge"), id="knowledge", elem_id="bpo-tab-knowledge") as tab_kb:
+                kb_doc = gr.Dropdown(docs0, value=first_doc, label=t(lang0, "kb_doc"), elem_id="bpo-kb-doc")
+                kb_view = gr.Markdown(doc_view(lang0, first_doc), elem_id="bpo-kb-view")
+                kb_status_title = gr.Markdown(f"### {t(lang0, 'kb_status')}")
+                kb_status = gr.Markdown(_status(assistant, settings, lang0), elem_id="bpo-kb-status")
+                kb_refresh = gr.Button(t(lang0, "kb_refresh"), size="sm")
+
+        # feedback
+        chatbot.like(service.on_like, [chatbot, records, rows], [rows, pending, fb_panel, fb_reason, fb_comment],
+                     queue=False, show_progress="hidden")
+        chatbot.clear(lambda: ({}, {}, None, gr.update(visible=False)), None, [records, rows, pending, fb_panel],
+                      queue=False)
+        fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False)
+        fb_close.click(lambda: (None, gr.update(visible=False)), None, [pending, fb_panel], queue=False)
+
+        # onboarding search, knowledge document, status
+        onb_search.change(lambda q, lang: curated(lang_of(lang), q), [onb_search, ui_lang], onb_list,
+                          show_progress="hidden", trigger_mode="always_last")
+        kb_doc.change(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, show_progress="hidden")
+        kb_refresh.click(lambda lang: _status(assistant, settings, lang_of(lang)), [ui_lang], kb_status)
+
+        def switch(lang_value: str, query: str):
+            lang = lang_of(lang_value)
+            choices = doc_choices(docs(lang))
+            first = choices[0][1] if choices else None
+            return (
+                _HEADER.format(title=t(lang, "title"), subtitle=t(lang, "subtitle")),
+                gr.Tab(label=t(lang, "tab_chat")), gr.Tab(label=t(lang, "tab_onboarding")),
+                gr.Tab(label=t(lang, "tab_knowledge")),
+                gr.update(label=t(lang, "chatbot")), gr.update(placeholder=t(lang, "placeholder")),
+                t(lang, "fb_title"), gr.update(choices=reason_choices(lang), label=t(lang, "fb_reason")),
+                gr.update(label=t(lang, "fb_comment")), gr.update(value=t(lang, "fb_submit")),
+                gr.update(value=t(lang, "fb_cancel")),
+                t(lang, "onb_intro"), gr.update(label=t(lang, "onb_search")), curated(lang, query),
+                f"### {t(lang, 'onb_comparison')}", comparison(lang),
+                gr.update(choices=choices, value=first, label=t(lang, "kb_doc")), doc_view(lang, first),
+                f"### {t(lang, 'kb_status')}", _status(assistant, settings, lang), gr.update(value=t(lang, "kb_refresh")),
+            )
+
+        ui_lang.change(
+            switch, [ui_lang, onb_search],
+            [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, fb_title, fb_reason, fb_comment, fb_send, fb_close,
+             onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
+             kb_refresh],
+            show_progress="hidden",
+        )
+    demo.queue(default_concurrency_limit=4, max_size=512)
+    demo.bpo_service = service  # for tests
+    return demo
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
+    """`bpo-assistant chat`: serve the app until interrupted. Returns the exit code."""
+    set_offline_env()
+    auth = None
+    if settings.auth_file:
+        from .auth import AuthFileError, make_verifier, parse_auth_file
+
+        try:
+            auth = make_verifier(parse_auth_file(settings.auth_file))
+        except (OSError, AuthFileError) as exc:
+            print(f"auth file unusable, not starting: {exc}", file=sys.stderr)
+            return 2
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host} without a login (set BPO_AUTH_FILE)", file=sys.stderr)
+
+    from ingest.pipeline import ensure_index
+
+    from bpo_assistant.assistant import Assistant
+
+    ensure_index(settings)
+    assistant = Assistant.from_settings(settings)
+    demo = build_app(assistant, settings)
+    print(f"BPO assistant on http://{host}:{port}", file=sys.stderr)
+    try:
+        demo.launch(server_name=host, server_port=port, auth=auth, auth_message=t("ja", "title") if auth else None,
+                    inbrowser=False, share=False, prevent_thread_lock=False, **launch_kwargs(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"cannot serve on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m bpo_assistant.ui.app` = `bpo-assistant chat`
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    sys.exit(serve(Settings()))

@@ -1,0 +1,119 @@
+"""Optional login for the chat: a file of `user:pbkdf2_sha256$iterations$salt$hash` lines (no plain passwords).
+
+The hash is base64(PBKDF2-HMAC-SHA256(password, salt, iterations, 32 bytes)) and the salt is an ASCII string
+used as its UTF-8 bytes, the same layout as Django's PBKDF2PasswordHasher. Blank lines and `#` comments are
+ignored. Create a line with:
+
+    python -m bpo_assistant.ui.auth USER            # asks for the password twice
+    python -m bpo_assistant.ui.auth USER >> users.txt
+
+and point BPO_AUTH_FILE at the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import hmac
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ALGORITHM = "pbkdf2_sha256"
+DEFAULT_ITERATIONS = 600_000  # OWASP 2023 guidance for PBKDF2-HMAC-SHA256
+MIN_ITERATIONS = 10_000
+MAX_ITERATIONS = 10_000_000  # a hostile file must not make each login take minutes
+
+
+class AuthFileError(ValueError):
+    pass
+
+
+def _derive(password: str, salt: str, iterations: int) -> str:
+    dk = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations, dklen=32)
+    return base64.b64encode(dk).decode("ascii")
+
+
+def hash_password(password: str, salt: str | None = None, iterations: int = DEFAULT_ITERATIONS) -> str:
+    if not password:
+        raise ValueError("empty password")
+    salt = salt or secrets.token_hex(16)
+    if "$" in salt or ":" in salt:
+        raise ValueError("salt must not contain '$' or ':'")
+    return f"{ALGORITHM}${iterations}${salt}${_derive(password, salt, iterations)}"
+
+
+def make_line(user: str, password: str, iterations: int = DEFAULT_ITERATIONS) -> str:
+    """One line for the auth file."""
+    if not user or ":" in user or any(ch.isspace() for ch in user):
+        raise ValueError("user name must be non-empty, without ':' or spaces")
+    return f"{user}:{hash_password(password, iterations=iterations)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        algorithm, iterations_s, salt, expected = encoded.split("$", 3)
+        iterations = int(iterations_s)
+    except ValueError:
+        return False
+    if algorithm != ALGORITHM or not (1 <= iterations <= MAX_ITERATIONS) or not salt:
+        return False
+    actual = _derive(password or "", salt, iterations)
+    return hmac.compare_digest(actual.encode("ascii"), expected.encode("ascii", "replace"))
+
+
+def parse_auth_file(path: Path | str) -> dict[str, str]:
+    """user -> encoded hash. Raises AuthFileError on a malformed line or a file without users."""
+    users: dict[str, str] = {}
+    text = Path(path).read_text(encoding="utf-8")
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, encoded = line.partition(":")
+        parts = encoded.split("$")
+        if not sep or not user or len(parts) != 4 or parts[0] != ALGORITHM or not parts[1].isdigit():
+            raise AuthFileError(f"{path}:{lineno}: expected user:{ALGORITHM}$iterations$salt$hash")
+        if int(parts[1]) < MIN_ITERATIONS or int(parts[1]) > MAX_ITERATIONS:
+            raise AuthFileError(f"{path}:{lineno}: iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}")
+        users[user] = encoded
+    if not users:
+        raise AuthFileError(f"{path}: no users")
+    return users
+
+
+def make_verifier(users: dict[str, str]) -> Callable[[str, str], bool]:
+    """A Gradio `auth=` callable. Unknown users cost the same PBKDF2 work as known ones."""
+    dummy = hash_password(secrets.token_hex(8), iterations=MIN_ITERATIONS)
+    dummy_iters = max((int(e.split("$")[1]) for e in users.values()), default=MIN_ITERATIONS)
+    dummy = f"{ALGORITHM}${dummy_iters}${dummy.split('$')[2]}${dummy.split('$')[3]}"
+
+    def verify(username: str, password: str) -> bool:
+        encoded = users.get(username or "")
+        ok = verify_password(password or "", encoded or dummy)
+        return bool(encoded) and ok
+
+    return verify
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m bpo_assistant.ui.auth USER  (prints a line for BPO_AUTH_FILE)", file=sys.stderr)
+        return 2
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        print("passwords differ", file=sys.stderr)
+        return 1
+    try:
+        print(make_line(args[0], first))
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The chat's logic: respond(message, history) over `assistant.ask`, per-answer records, 👍/👎 feedback.
+
+Nothing here builds layout; app.py wires these callables to Gradio events.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+import gradio as gr
+
+from bpo_assistant.types import Answer
+
+from .labels import lang_of, t
+from .render import escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 200  # answers remembered per browser session for feedback
+
+
+class SafeChatbot(gr.Chatbot):
+    """gr.Chatbot whose user messages display exactly as typed (inert), whatever HTML or Markdown they hold.
+
+    User text is HTML-escaped on the way to the browser (postprocess) and unescaped on the way back
+    (preprocess); the round trip is exact, so the chat function and the history see the original text.
+    Assistant messages are rendered by render.py, which already escapes kb text.
+    """
+
+    is_template = True  # the browser uses the stock Chatbot component
+
+    def postprocess(self, value):
+        data = super().postprocess(value)
+        for msg in data.root:
+            if msg.role == "user":
+                for part in msg.content:
+                    if getattr(part, "type", "") == "text":
+                        part.text = escape_user_text(part.text)
+        return data
+
+    def preprocess(self, payload):
+        messages = super().preprocess(payload)
+        for msg in messages:
+            if msg.get("role") == "user":
+                for part in msg.get("content") or []:
+                    if isinstance(part, dict) and part.get("type") == "text":
+                        part["text"] = html.unescape(part.get("text") or "")
+        return messages
+
+
+class ChatService:
+    """Holds the assistant and the feedback store; its methods are the chat's event handlers."""
+
+    def __init__(self, assistant, store=None, stream_delay: float = 0.0, serialize: bool = False) -> None:
+        self.assistant = assistant
+        self.store = store
+        self.stream_delay = stream_delay
+        # Optional global lock around ask(), for assistants whose components are not thread-safe.
+        self._lock = threading.Lock() if serialize else None
+
+        @lru_cache(maxsize=512)
+        def section(lang: str, doc_id: str, section_id: str) -> str:
+            try:
+                return self.assistant.section_text(lang, doc_id, section_id) or ""
+            except Exception:  # noqa: BLE001 - an unknown section only loses its highlight
+                return ""
+
+        self.section = section
+
+    # -- answering ---------------------------------------------------------------------------------------------
+    def ask(self, message: str, history: Sequence[dict] | None) -> Answer:
+        turns = history_for_assistant(history)
+        if self._lock is None:
+            return self.assistant.ask(message or "", turns)
+        with self._lock:
+            return self.assistant.ask(message or "", turns)
+
+    def _final(self, answer: Answer, text: str) -> str | dict:
+        if answer.refused and answer.suggestions:
+            options = [{"value": s, "label": s} for s in answer.suggestions[:6] if s]
+            return {"role": "assistant", "content": text, "options": options}
+        return text
+
+    def stream(self, message: str, answer: Answer) -> Iterator[str | dict]:
+        pieces = list(stream_answer(answer, message, self.section))
+        for i, piece in enumerate(pieces):
+            if i == len(pieces) - 1:
+                yield self._final(answer, piece)
+            else:
+                yield piece
+                if self.stream_delay:
+                    time.sleep(self.stream_delay)
+
+    def respond(self, message: str, history: Sequence[dict] | None) -> Iterator[str | dict]:
+        """The app: answer `message` given the chat `history`, yielding the message as it grows."""
+        yield from self.stream(message, self.ask(message, history))
+
+    def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None):
+        """respond() plus a record of the answer (for feedback), as ChatInterface's extra output."""
+        history = list(history or [])
+        answer = self.ask(message, history)
+        records = dict(records or {})
+        index = len(history) + 1  # the user message goes at len(history), this answer right after it
+        records[index] = {
+            "question": message or "",
+            "answer": answer.text,
+            "citations": [c.to_json() for c in answer.citations],
+            "standalone_query": answer.standalone_query,
+            "lang": answer.lang,
+            "kind": answer.kind,
+            "refused": answer.refused,
+            "history": history_for_assistant(history),
+        }
+        if len(records) > MAX_RECORDS:
+            for key in sorted(records)[: len(records) - MAX_RECORDS]:
+                records.pop(key, None)
+        for piece in self.stream(message, answer):
+            yield piece, records
+
+    # -- feedback ----------------------------------------------------------------------------------------------
+    def record_for(self, index: int, chat: list, records: dict | None) -> dict | None:
+        """The stored record of the answer at `index`, or one rebuilt from the visible chat."""
+        rec = (records or {}).get(index)
+        if not isinstance(index, int) or index < 0 or index >= len(chat or []):
+            return rec
+        msg = chat[index]
+        shown = plain_answer(message_text(msg.get("content") if isinstance(msg, dict) else ""))
+        if rec is not None and (not shown or rec["answer"].strip() == shown):
+            return rec
+        question, prior = "", []
+        for j in range(index - 1, -1, -1):
+            m = chat[j]
+            if isinstance(m, dict) and m.get("role") == "user":
+                question = message_text(m.get("content"))
+                prior = history_for_assistant(chat[:j])
+                break
+        if not question and not shown:
+            return rec
+        from bpo_assistant.text import detect_lang
+
+        return {"question": question, "answer": shown, "citations": [], "standalone_query": "",
+                "lang": detect_lang(question or shown), "kind": "", "refused": False, "history": prior}
+
+    def on_like(self, chat: list, records: dict | None, rows: dict | None, data: gr.LikeData,
+                request: gr.Request):
+        """👍 stores a row; 👎 stores a row and opens the reason panel; clicking again withdraws it.
+
+        Returns (rows, pending row id, reason panel, reason radio, comment box). `rows` maps a message index to
+        {"id", "answer"} so a cleared or regenerated chat never updates the row of an earlier answer.
+        """
+        rows = dict(rows or {})
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        rating = 1 if data.liked is True else -1 if data.liked is False else 0
+        keep = (rows, None, gr.update(visible=False), gr.update(), gr.update())
+        if self.store is None or not isinstance(index, int):
+            return keep
+        rec = self.record_for(index, chat, records)
+        if rec is None:
+            return keep
+        known = rows.get(index)
+        if known is not None and known.get("answer") != rec["answer"]:
+            known = None  # another answer now sits at this index
+        try:
+            if rating == 0:  # the thumb was clicked again: withdraw
+                if known is not None:
+                    self.store.delete(known["id"])
+                    rows.pop(index, None)
+                return keep
+            if known is not None and self.store.update(known["id"], rating=rating, reason="", comment=""):
+                row_id = known["id"]
+            else:
+                row_id = self.store.add(
+                    question=rec["question"], answer=rec["answer"], rating=rating, citations=rec["citations"],
+                    standalone_query=rec["standalone_query"], lang=rec["lang"], history=rec["history"],
+                    kind=rec["kind"], refused=rec["refused"], message_index=index,
+                    session=getattr(request, "session_hash", "") or "",
+                )
+                rows[index] = {"id": row_id, "answer": rec["answer"]}
+        except Exception:  # noqa: BLE001 - feedback must never break the chat
+            log.exception("feedback store failed")
+            gr.Warning("feedback could not be saved")
+            return keep
+        if rating < 0:
+            return rows, row_id, gr.update(visible=True), gr.update(value=None), gr.update(value="")
+        return (rows, *keep[1:])
+
+    def on_reason(self, pending: int | None, reason: str | None, comment: str | None, ui_lang: str):
+        """Save the 👎 reason and comment on the row opened by on_like."""
+        ui_lang = lang_of(ui_lang)
+        if pending is None or self.store is None:
+            return None, gr.update(visible=False)
+        if not reason:
+            gr.Warning(t(ui_lang, "fb_need_reason"))
+            return pending, gr.update(visible=True)
+        try:
+            self.store.update(int(pending), reason=reason, comment=(comment or "").strip())
+        except Exception:  # noqa: BLE001
+            log.exception("feedback update failed")
+            gr.Warning("feedback could not be saved")
+            return pending, gr.update(visible=True)
+        gr.Info(t(ui_lang, "fb_thanks"))
+        return None, gr.update(visible=False)

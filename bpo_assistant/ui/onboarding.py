@@ -1,0 +1,104 @@
+"""Onboarding and Knowledge tabs, as pure Markdown renderers (the layout lives in app.py).
+
+Onboarding: curated (vetted) answers grouped by topic in learning order, filterable by a search text, each with
+its citations, and the BPO/ITO/shared services/BPR comparison table. Knowledge: a document's sections and the
+index status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from bpo_assistant.text import normalize
+
+from .labels import t, topic_name, topic_rank
+from .render import SectionLookup, esc, md_inert, md_inert_keep_quotes, render_sources
+
+
+def _fold(text: str) -> str:
+    return normalize(text or "").lower()
+
+
+def matches(item, query: str, lang: str) -> bool:
+    """Every whitespace-separated term of the query occurs in a question, the answer or the topic name."""
+    terms = [_fold(x) for x in (query or "").split() if x.strip()]
+    if not terms:
+        return True
+    hay = _fold(" ".join([*getattr(item, "questions", ()), getattr(item, "answer", ""),
+                          topic_name(getattr(item, "topic", ""), lang), getattr(item, "topic", "")]))
+    return all(term in hay for term in terms)
+
+
+def group_curated(items: Iterable, lang: str, query: str = "") -> list[tuple[str, list]]:
+    """[(topic, [answers])] for one language, topics in learning order, answers in file order."""
+    groups: dict[str, list] = {}
+    for item in items:
+        if getattr(item, "lang", lang) != lang or not matches(item, query, lang):
+            continue
+        groups.setdefault(getattr(item, "topic", "") or "other", []).append(item)
+    return sorted(groups.items(), key=lambda kv: topic_rank(kv[0]))
+
+
+def render_curated_item(item, lang: str, lookup: SectionLookup | None = None) -> str:
+    questions = list(getattr(item, "questions", ()) or [])
+    head = questions[0] if questions else getattr(item, "id", "")
+    badges = f'<span class="bpo-badge bpo-verified">✔ {esc(t(lang, "verified"))}</span>'
+    if getattr(item, "stale", False):
+        badges += f' <span class="bpo-badge bpo-stale">⚠ {esc(t(lang, "stale"))}</span>'
+    parts = [f"#### {md_inert(head)}", f'<div class="bpo-badges">{badges}</div>', "",
+             md_inert_keep_quotes(getattr(item, "answer", "")), ""]
+    extra = ""
+    if len(questions) > 1:
+        extra += f'<div class="bpo-qs">{esc(t(lang, "questions"))}: {esc(" / ".join(questions[1:]))}</div>'
+    extra += render_sources(getattr(item, "citations", ()) or (), lang, lookup)
+    if extra:
+        parts += [f'<div class="bpo-extra">{extra}</div>', ""]
+    return "\n".join(parts)
+
+
+def render_curated(items: Iterable, lang: str, query: str = "", lookup: SectionLookup | None = None) -> str:
+    groups = group_curated(items, lang, query)
+    if not groups:
+        return f"_{md_inert(t(lang, 'onb_none'))}_"
+    out = []
+    for topic, answers in groups:
+        out.append(f"### {md_inert(topic_name(topic, lang))} ({len(answers)})\n")
+        out.extend(render_curated_item(a, lang, lookup) for a in answers)
+    return "\n".join(out)
+
+
+def stale_count(items: Iterable) -> int:
+    return sum(1 for i in items if getattr(i, "stale", False))
+
+
+# -- Knowledge tab ---------------------------------------------------------------------------------------------
+def doc_choices(docs: Sequence) -> list[tuple[str, str]]:
+    ordered = sorted(docs, key=lambda d: (topic_rank(d.topic), d.title))
+    return [(f"{d.title} ({d.id})", d.id) for d in ordered]
+
+
+def render_doc(doc, lang: str) -> str:
+    if doc is None:
+        return ""
+    lines = [f"## {md_inert(doc.title)}", "",
+             f'<div class="bpo-doc-meta">{esc(topic_name(doc.topic, lang))} · <code>{esc(doc.id)}</code> · '
+             f"{esc(doc.lang)}</div>", ""]
+    for sec in doc.sections:
+        lines += [f"### {md_inert(sec.title)}", "", md_inert_keep_quotes(sec.text), ""]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return md_inert(str(value)).replace("|", "\\|").replace("\n", " ")
+
+
+def render_status(info: dict | None, stale: int, lang: str, error: str = "") -> str:
+    rows = [("stale curated answers" if lang == "en" else "要再確認の確認済み回答", stale)]
+    for key, value in (info or {}).items():
+        rows.append((str(key), value))
+    table = ["| | |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
+    note = f"\n\n_{md_inert(error)}_" if error else ""
+    return "\n".join(table) + note

@@ -1,0 +1,208 @@
+"""Pure rendering of answers for the chat: Markdown body, badges, sources block, streaming pieces.
+
+Everything that comes from a user or from the kb is made inert here, before Gradio's own sanitiser sees it:
+text placed in our HTML goes through html.escape; Markdown from the kb or the assistant keeps its Markdown
+(tables, lists, [n] markers) but loses raw HTML, images and inline links (`md_inert`). Both transforms are
+exactly reversible with html.unescape, so the plain answer can be recovered from a rendered message.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from bpo_assistant.text import normalize, split_sentences
+from bpo_assistant.types import Answer, Citation
+
+from .labels import t
+
+SectionLookup = Callable[[str, str, str], str]  # (lang, doc_id, section_id) -> section text ("" if unknown)
+
+BADGES_OPEN = '<div class="bpo-badges">'
+EXTRA_OPEN = '<div class="bpo-extra">'
+_BULLET = re.compile(r"^\s*(?:[-*・•]|\d+[.)])\s+")
+# A stream piece ends after a sentence end, a line break, or an English ". "; trailing [n] markers stay with it.
+_PIECE = re.compile(r"[^。！？\n]*?(?:[。！？]|[.!?](?=\s)|\n|$)(?:\s*\[\d+\])*", re.S)
+
+
+def esc(text: object) -> str:
+    """Escape for HTML text and attribute values."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def md_inert(text: str) -> str:
+    """Markdown with no raw HTML, no images and no inline links (which could fetch or navigate elsewhere).
+
+    `&` is escaped first, so html.unescape(md_inert(s)) == s for every s.
+    """
+    s = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("![", "!&#91;").replace("](", "]&#40;")
+
+
+def md_inert_keep_quotes(text: str) -> str:
+    """md_inert but keeps a leading '>' (Markdown block quote) working."""
+    return re.sub(r"(?m)^&gt;", ">", md_inert(text))
+
+
+def plain_answer(content: str) -> str:
+    """The assistant's own answer text from a rendered chat message (badges and sources removed)."""
+    s = content or ""
+    if s.startswith(BADGES_OPEN):
+        end = s.find("</div>\n\n")
+        s = s[end + len("</div>\n\n"):] if end >= 0 else s
+    cut = s.find("\n\n" + EXTRA_OPEN)
+    if cut >= 0:
+        s = s[:cut]
+    return html.unescape(s).strip()
+
+
+def render_badges(answer: Answer) -> str:
+    lang = answer.lang
+    badges = []
+    if answer.curated:
+        badges.append(f'<span class="bpo-badge bpo-verified">✔ {esc(t(lang, "verified"))}</span>')
+    if answer.stale:
+        badges.append(f'<span class="bpo-badge bpo-stale">⚠ {esc(t(lang, "stale"))}</span>')
+    return BADGES_OPEN + " ".join(badges) + "</div>" if badges else ""
+
+
+def _same(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return re.sub(r"[\s。．.？?！!、,]+", "", normalize(s)).lower()
+
+    return norm(a) == norm(b)
+
+
+def render_query(answer: Answer, question: str) -> str:
+    q = (answer.standalone_query or "").strip()
+    if not q or _same(q, question):
+        return ""
+    label = "検索クエリ" if answer.lang != "en" else "Search query"
+    return f'<div class="bpo-query">{label}: <span class="bpo-query-text">{esc(q)}</span></div>'
+
+
+def render_notice(answer: Answer) -> str:
+    return f'<div class="bpo-notice">※ {esc(answer.notice)}</div>' if answer.notice else ""
+
+
+def highlight_section(section_text: str, quoted: str) -> tuple[str, int]:
+    """The section as HTML lines with the quoted sentences wrapped in <mark>; returns (html, marks)."""
+    wanted = [normalize(s) for s in split_sentences(quoted or "")]
+    whole = normalize(quoted or "")
+    lines, marks = [], 0
+    for raw in (section_text or "").splitlines():
+        if not raw.strip():
+            continue
+        bullet = bool(_BULLET.match(raw))
+        line = _BULLET.sub("", raw).strip()
+        out, pos = [], 0
+        for sent in split_sentences(line):
+            i = line.find(sent, pos)
+            if i < 0:
+                continue
+            out.append(esc(line[pos:i]))
+            ns = normalize(sent)
+            if ns and (ns in wanted or (len(ns) >= 8 and ns in whole)):
+                out.append(f"<mark>{esc(sent)}</mark>")
+                marks += 1
+            else:
+                out.append(esc(sent))
+            pos = i + len(sent)
+        out.append(esc(line[pos:]))
+        cls = "bpo-line bpo-bullet" if bullet else "bpo-line"
+        lines.append(f'<div class="{cls}">{"• " if bullet else ""}{"".join(out)}</div>')
+    return "".join(lines), marks
+
+
+def render_citation(c: Citation, section_text: str) -> str:
+    body, marks = highlight_section(section_text, c.text)
+    if not marks:  # section text unknown or reworded: show the quote itself
+        body = f'<div class="bpo-line"><mark>{esc(c.text)}</mark></div>'
+    title = f"[{c.n}] {c.title} › {c.section}"
+    return (
+        f'<div class="bpo-source" data-n="{int(c.n)}"><div class="bpo-source-title">{esc(title)}</div>'
+        f'<div class="bpo-source-text">{body}</div></div>'
+    )
+
+
+def render_sources(citations: Iterable[Citation], lang: str, lookup: SectionLookup | None = None,
+                   open_: bool = False) -> str:
+    """A collapsible <details> block listing "[n] title › section" with the quoted sentences highlighted."""
+    items = []
+    for c in citations:
+        text = ""
+        if lookup is not None:
+            try:
+                text = lookup(c.lang or lang, c.doc_id, c.section_id) or ""
+            except Exception:  # noqa: BLE001 - a missing section must not break the answer
+                text = ""
+        items.append(render_citation(c, text))
+    if not items:
+        return ""
+    summary = f"{t(lang, 'sources')} ({len(items)})"
+    return f'<details class="bpo-sources"{" open" if open_ else ""}><summary>{esc(summary)}</summary>{"".join(items)}</details>'
+
+
+def render_answer(answer: Answer, question: str, lookup: SectionLookup | None = None) -> str:
+    """The full chat message: badges, the Markdown answer with its [n] markers, then the extras block."""
+    head = render_badges(answer)
+    body = md_inert_keep_quotes(answer.text)
+    extras = render_query(answer, question) + render_notice(answer) + render_sources(
+        answer.citations, answer.lang, lookup
+    )
+    out = f"{head}\n\n{body}" if head else body
+    return f"{out}\n\n{EXTRA_OPEN}{extras}</div>" if extras else out
+
+
+def stream_pieces(text: str) -> list[str]:
+    """Cut an answer into sentence-sized pieces (table rows and list items are one piece each)."""
+    pieces = [m.group(0) for m in _PIECE.finditer(text or "") if m.group(0)]
+    return pieces or [text or ""]
+
+
+def stream_answer(answer: Answer, question: str, lookup: SectionLookup | None = None) -> Iterator[str]:
+    """Progressive renderings: badges + growing answer text, then the final message with its sources."""
+    head = render_badges(answer)
+    shown = ""
+    pieces = stream_pieces(answer.text)
+    for piece in pieces[:-1]:
+        shown += piece
+        body = md_inert_keep_quotes(shown)
+        yield f"{head}\n\n{body}" if head else body
+    yield render_answer(answer, question, lookup)
+
+
+def message_text(content: object) -> str:
+    """Text of a chat message's content in any of Gradio's shapes (str, dict, list of text blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        if content.get("type") == "text" or "text" in content:
+            return str(content.get("text") or "")
+        return ""
+    if isinstance(content, (list, tuple)):
+        return "\n".join(x for x in (message_text(c) for c in content) if x)
+    return ""
+
+
+def history_for_assistant(history: Iterable[dict] | None) -> list[dict]:
+    """Chat history as plain {"role", "content": str} turns, our rendering stripped from assistant turns."""
+    out = []
+    for msg in history or []:
+        role = msg.get("role") if isinstance(msg, dict) else getattr(msg, "role", None)
+        content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", "")
+        if role not in ("user", "assistant"):
+            continue
+        text = message_text(content)
+        if role == "assistant":
+            text = plain_answer(text)
+        if text.strip():
+            out.append({"role": role, "content": text})
+    return out
+
+
+def escape_user_text(text: str) -> str:
+    """User messages show as typed: no HTML, no images (reversible with html.unescape)."""
+    s = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("![", "!&#91;")

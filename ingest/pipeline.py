@@ -1,0 +1,290 @@
+"""Ingest, read top to bottom: discover → load → diff against the current manifest → chunk → embed what is
+new → write a new generation → swap CURRENT → drop old generations.
+
+Re-running is idempotent: a source whose bytes (or, failing that, parsed content) match the manifest is not
+parsed or embedded again, and when nothing changed no embedder is loaded and nothing is written. Vectors
+are reused by the exact text embedded, so an edited document only re-embeds its edited chunks/sentences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name
+from bpo_assistant.settings import Settings
+from bpo_assistant.types import content_hash
+
+from . import store
+from .chunking import chunk_document, embed_text
+from .loaders import KB_LANGS, SUPPORTED, LoadError, is_kb_file, load_file
+from .status import cli_status, status_info  # noqa: F401 - cli.py reaches both through this module
+
+BATCH = 32
+
+
+class IngestError(RuntimeError):
+    """Fatal: nothing was written and the previous index is still the current one."""
+
+
+class EmbedderMismatch(IngestError, IndexMismatch):
+    pass
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    documents: int = 0
+    chunks: int = 0
+    sentences: int = 0
+    seconds: float = 0.0
+    generation: str = ""
+    embedded: int = 0  # texts actually sent to the embedder (0 when every vector was reused)
+    written: bool = False  # a new generation was written and made current
+
+    def summary(self) -> str:
+        lines = [
+            f"{'Ingested' if self.written else 'Index up to date'}: {self.documents} documents "
+            f"(added {self.added}, changed {self.changed}, removed {self.removed}, unchanged {self.unchanged}, "
+            f"failed {len(self.failed)}); {self.chunks} chunks, {self.sentences} sentences; "
+            f"{self.embedded} texts embedded; {self.seconds:.1f} s; generation {self.generation or '-'}"
+        ]
+        if self.failed:
+            lines.append("Skipped (fix and re-run `bpo-assistant ingest`):")
+            lines += [f"  {path}: {reason}" for path, reason in self.failed]
+        return "\n".join(lines)
+
+
+def chunking_params(settings: Settings) -> dict:
+    return {"chunker": CHUNKER_VERSION, "chunk_size": settings.chunk_size,
+            "overlap": settings.chunk_overlap_sentences}
+
+
+def doc_key(path: Path, settings: Settings) -> str:
+    """kb files by their path inside kb/ (stable when the checkout moves); anything else by absolute path."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path(settings.kb_dir).resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def discover(settings: Settings, paths, old_docs: dict) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """Default run: kb/ja and kb/en plus external sources already indexed whose files still exist (kb/ is
+    the truth: what is gone from disk leaves the index). Explicit paths: exactly those files/folders."""
+    kb = Path(settings.kb_dir)
+    found: list[Path] = []
+    failed: list[tuple[str, str]] = []
+    if paths is None:
+        for lang in KB_LANGS:
+            found += sorted((kb / lang).glob("*.md"))
+        found += [Path(e["path"]) for k, e in old_docs.items() if Path(k).is_absolute() and Path(e["path"]).is_file()]
+    else:
+        for p in map(Path, paths):
+            if p.is_dir():
+                found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED
+                                and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            elif p.is_file():
+                found.append(p)
+            else:
+                failed.append((str(p), "no such file or folder"))
+    sources = {doc_key(f, settings): f for f in found}
+    return sorted(sources.items()), failed
+
+
+def _file_hash(path: Path, settings: Settings) -> str | None:
+    try:
+        if path.stat().st_size > settings.max_file_bytes:
+            return None  # the loader reports the size; never read a huge file just to hash it
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    except OSError:
+        return None
+
+
+def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=None, progress: bool = True):
+    started = time.monotonic()
+    paths = list(paths) if paths else None
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    with store.ingest_lock(settings):
+        prev = store.read_current(settings)
+        spec = embedder.spec if embedder is not None else settings.embedder
+        if prev and not rebuild and prev.meta.get("embedder") != spec:
+            raise EmbedderMismatch(
+                f"the index under {settings.data_dir} was built with embedder {prev.meta.get('embedder')!r}, but "
+                f"the configured embedder is {spec!r}; re-ingest everything with `bpo-assistant ingest --rebuild`"
+            )
+        params = chunking_params(settings)
+        reuse = prev is not None and not rebuild and prev.manifest.get("chunking") == params
+        old_docs: dict = prev.manifest["docs"] if prev else {}
+        old_failed: dict = prev.manifest.get("failed", {}) if prev else {}
+        sources, failed = discover(settings, paths, old_docs)
+        report = IngestReport(failed=failed)
+        entries: dict[str, dict] = {}  # key -> manifest entry of the new generation
+        fresh: dict[str, tuple] = {}  # key -> (chunks, sentences) of added/changed documents
+        failures: dict[str, dict] = {}
+        loaded = []
+        for key, path in sources:
+            old, fhash = old_docs.get(key), _file_hash(path, settings)
+            if reuse and old and fhash and old["file_hash"] == fhash:
+                entries[key] = old
+                continue
+            if not rebuild and fhash and old_failed.get(key, {}).get("file_hash") == fhash:
+                failures[key] = old_failed[key]  # same broken bytes as last time: same reason, no re-parse
+                continue
+            try:
+                loaded.append((key, fhash, load_file(path, settings)))
+            except LoadError as exc:
+                failures[key] = {"path": str(path), "file_hash": fhash, "reason": exc.reason}
+        for key, fhash, doc in _unique_ids(loaded, entries, failures, settings):
+            old = old_docs.get(key)
+            if reuse and old and old["content_hash"] == doc.content_hash:
+                entries[key] = {**old, "file_hash": fhash}  # e.g. only `reviewed:` changed: nothing to re-index
+                continue
+            try:
+                chunks, sentences = chunk_document(doc, settings.chunk_size, settings.chunk_overlap_sentences)
+            except ValueError as exc:
+                failures[key] = {"path": doc.path, "file_hash": fhash, "reason": str(exc)}
+                continue
+            fresh[key] = (chunks, sentences)
+            entries[key] = {"path": str(Path(doc.path).resolve()), "file_hash": fhash, "content_hash": doc.content_hash,
+                            "doc_id": doc.id, "lang": doc.lang, "title": doc.title, "topic": doc.topic,
+                            "chunk_ids": [c.id for c in chunks], "sentence_ids": [s.id for s in sentences]}
+            report.changed += old is not None
+            report.added += old is None
+        for key, info in failures.items():
+            if key in old_docs and key not in entries:
+                entries[key] = old_docs[key]  # a broken edit must not silently drop a document that worked
+                info = {**info, "reason": info["reason"] + " (the previously indexed version is kept)"}
+            report.failed.append((info["path"], info["reason"]))
+        kept_untouched = [k for k in old_docs if k not in entries and paths is not None]
+        for key in kept_untouched:  # explicit paths add to the index; they never remove from it
+            entries[key] = old_docs[key]
+        report.removed = sum(1 for k in old_docs if k not in entries)
+        report.unchanged = sum(1 for k in entries if k not in fresh and k not in failures)
+
+        if prev and not fresh and not report.removed and not rebuild and reuse \
+                and prev.meta.get("chroma") == store.chroma_target(settings):
+            # A killed run leaves a generation dir behind; only then pay for opening Chroma to clean up.
+            if any(d.name != prev.gen for d in prev.dir.parent.iterdir()):
+                store.cleanup(settings, keep=prev.gen)
+            return _finish(report, prev.meta, prev.gen, started, written=False)
+        if not entries:
+            raise IngestError(f"nothing to index: no loadable documents under {settings.kb_dir}/{{ja,en}} "
+                              "or the given paths; the previous index (if any) is unchanged")
+        meta = _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report)
+        return _finish(report, meta, meta["generation"], started, written=True)
+
+
+def _unique_ids(loaded, entries: dict, failures: dict, settings: Settings):
+    """Two documents may not share (lang, id): chunk ids would collide. kb files must fix it; files from
+    elsewhere (two notes.txt in different folders) get a suffix from their key instead."""
+    taken = {(e["lang"], e["doc_id"]): k for k, e in entries.items()}
+    for key, fhash, doc in loaded:
+        other = taken.get((doc.lang, doc.id))
+        if other is not None and other != key:
+            if is_kb_file(Path(doc.path), settings.kb_dir):
+                failures[key] = {"path": doc.path, "file_hash": fhash,
+                                 "reason": f"duplicate id {doc.id!r} ({doc.lang}); also used by {other}"}
+                continue
+            doc = dataclasses.replace(doc, id=f"{doc.id}-{content_hash(key, 6)}")
+        taken[(doc.lang, doc.id)] = key
+        yield key, fhash, doc
+
+
+def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report) -> dict:
+    import numpy as np
+
+    old_chunks, old_sents, old_cvec, old_svec = prev.records() if prev else ({}, {}, {}, {})
+    chunks, sentences = [], []
+    for key in sorted(entries):
+        if key in fresh:
+            chunks += fresh[key][0]
+            sentences += fresh[key][1]
+        else:
+            chunks += [old_chunks[i] for i in entries[key]["chunk_ids"]]
+            sentences += [old_sents[i] for i in entries[key]["sentence_ids"]]
+    # Vectors keyed by the exact text embedded: valid as long as the embedder is the same one.
+    cache: dict[str, np.ndarray] = {}
+    if prev and not rebuild and prev.meta.get("embedder") == spec:
+        cache.update((embed_text(old_chunks[i]), v) for i, v in old_cvec.items() if i in old_chunks)
+        cache.update((old_sents[i].text, v) for i, v in old_svec.items() if i in old_sents)
+    if not chunks:
+        raise IngestError("nothing to index: the documents hold no sentences")
+    texts = [embed_text(c) for c in chunks] + [s.text for s in sentences]
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    dim = int(prev.meta["dim"]) if prev and cache else None
+    if missing:
+        if embedder is None:
+            from bpo_assistant.embeddings import make_embedder
+
+            embedder = make_embedder(spec)
+        cache.update(zip(missing, _embed(embedder, missing, progress)))
+        dim = embedder.dim
+    report.embedded = len(missing)
+    vectors = np.stack([cache[t] for t in texts]).astype(np.float32)
+    gen = store.new_generation_name()
+    by_lang = {lang: sum(1 for e in entries.values() if e["lang"] == lang) for lang in KB_LANGS}
+    meta = {"generation": gen, "embedder": spec, "dim": dim, "chunker": CHUNKER_VERSION,
+            "chunk_size": settings.chunk_size, "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+            "chroma": store.chroma_target(settings), "collection": collection_name(settings, gen),
+            "documents": len(entries), "documents_by_lang": by_lang, "chunks": len(chunks),
+            "sentences": len(sentences), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    manifest = {"chunking": chunking_params(settings), "docs": entries,
+                "failed": {k: v for k, v in failures.items() if k not in entries}}
+    store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
+                           vectors[len(chunks):])
+    store.swap_current(settings, gen)
+    store.cleanup(settings, keep=gen)
+    return meta
+
+
+def _embed(embedder, texts: list[str], progress: bool):
+    """Batches of similar length (less padding inside the model), results returned in the input order."""
+    import numpy as np
+    from tqdm import tqdm
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(order), BATCH):
+            idx = order[start : start + BATCH]
+            out[idx] = embedder.passages([texts[i] for i in idx])
+            bar.update(len(idx))
+    return list(out)
+
+
+def _finish(report: IngestReport, meta: dict, gen: str, started: float, written: bool) -> IngestReport:
+    report.documents, report.chunks, report.sentences = meta["documents"], meta["chunks"], meta["sentences"]
+    report.generation, report.written = gen, written
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def ensure_index(settings: Settings, embedder=None, progress: bool = False) -> IngestReport | None:
+    """For `ask`, `eval` and `chat` on first use: ingest kb/ when the index is missing or kb/ changed.
+
+    The check is the no-change path of run_ingest (hash files, compare with the manifest; no model load),
+    so calling it on every start costs well under a second. Returns the report when it ingested, else None.
+    """
+    report = run_ingest(settings, embedder=embedder, progress=progress)
+    return report if report.written else None
+
+
+def cli_ingest(settings: Settings, paths, rebuild: bool = False, quiet: bool = False) -> int:
+    """Exit code 0: everything indexed; 1: some files skipped (the rest indexed); 2: fatal, nothing written."""
+    try:
+        report = run_ingest(settings, paths or None, rebuild=rebuild, progress=not quiet)
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported the same way, with exit code 2
+        print(f"ingest failed: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 1 if report.failed else 0

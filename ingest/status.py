@@ -1,0 +1,69 @@
+"""What is indexed, read from the current generation without loading the embedder: `bpo-assistant status`
+and the UI's status panel."""
+
+from __future__ import annotations
+
+import sys
+
+from bpo_assistant.settings import Settings
+
+
+def status_info(settings: Settings, health: bool = True) -> dict:
+    """Plain dict for the UI. `ready` is False (and the rest empty) when no index exists yet.
+
+    `health` runs the keyword probes (loads BM25 and MeCab, ~0.5 s); every probe term must have hits,
+    otherwise the Japanese keyword arm is broken (e.g. the index was tokenised without MeCab).
+    """
+    from .store import read_current
+
+    prev = read_current(settings)
+    if prev is None:
+        return {"ready": False, "data_dir": str(settings.data_dir), "embedder": settings.embedder}
+    meta = prev.meta
+    info = {
+        "ready": True,
+        "data_dir": str(settings.data_dir),
+        "generation": prev.gen,
+        "embedder": meta.get("embedder"),
+        "dim": meta.get("dim"),
+        "chunker": meta.get("chunker"),
+        "chroma": meta.get("chroma"),
+        "documents": meta.get("documents", 0),
+        "documents_by_lang": meta.get("documents_by_lang", {}),
+        "chunks": meta.get("chunks", 0),
+        "sentences": meta.get("sentences", 0),
+        "ingested_at": meta.get("created"),
+        "failed": [(v.get("path", k), v.get("reason", "")) for k, v in prev.manifest.get("failed", {}).items()],
+    }
+    if health:
+        from bpo_assistant.keyword import KeywordIndex
+
+        probes = KeywordIndex.load(prev.dir / "bm25").health()
+        info["keyword_health"] = probes
+        info["healthy"] = all(n > 0 for n in probes.values())
+    return info
+
+
+def cli_status(settings: Settings) -> int:
+    """Exit 0 when an index exists and every keyword probe has hits, 1 otherwise."""
+    info = status_info(settings)
+    if not info["ready"]:
+        print(f"no index under {info['data_dir']}; run `bpo-assistant ingest`", file=sys.stderr)
+        return 1
+    langs = ", ".join(f"{k} {v}" for k, v in info["documents_by_lang"].items())
+    rows = [
+        ("embedder", f"{info['embedder']} (dim {info['dim']})"),
+        ("documents", f"{info['documents']} ({langs})"),
+        ("chunks", info["chunks"]),
+        ("sentences", info["sentences"]),
+        ("last ingest", info["ingested_at"]),
+        ("generation", info["generation"]),
+        ("vector store", info["chroma"]),
+    ]
+    for name, value in rows:
+        print(f"{name:<13}{value}")
+    probes = " · ".join(f"{term} {hits}" for term, hits in info["keyword_health"].items())
+    print(f"{'keyword':<13}{probes} → {'OK' if info['healthy'] else 'FAILED: a probe term has no hits'}")
+    for path, reason in info["failed"]:
+        print(f"not indexed  {path}: {reason}")
+    return 0 if info["healthy"] else 1

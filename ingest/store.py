@@ -1,0 +1,200 @@
+"""Reading the current generation and writing the next one (layout: bpo_assistant/index.py).
+
+A generation is written completely, fsynced, and only then named by CURRENT (os.replace of a temp file).
+Until that swap, queries keep reading the previous generation; a killed run leaves an unnamed generation
+directory and collection that the next run deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bpo_assistant.index import CHUNKER_VERSION, chroma_client, collection_name, current_generation, generation_dir
+from bpo_assistant.index import read_jsonl
+from bpo_assistant.settings import Settings
+from bpo_assistant.types import Chunk, Sentence
+
+_FILES = ("meta.json", "manifest.json", "chunks.jsonl", "sentences.jsonl", "vectors.npz", "bm25")
+
+
+def chroma_target(settings: Settings) -> str:
+    return settings.chroma_url or "embedded"
+
+
+@dataclass
+class Previous:
+    """The generation CURRENT names. Records and vectors load lazily: the no-change path needs neither."""
+
+    gen: str
+    dir: Path
+    meta: dict
+    manifest: dict
+    _rows: tuple | None = field(default=None, repr=False)
+
+    def records(self) -> tuple[dict[str, Chunk], dict[str, Sentence], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        if self._rows is None:
+            chunks = {r["id"]: Chunk(**r) for r in read_jsonl(self.dir / "chunks.jsonl")}
+            sentences = {r["id"]: Sentence(**r) for r in read_jsonl(self.dir / "sentences.jsonl")}
+            with np.load(self.dir / "vectors.npz") as npz:
+                cvec = dict(zip(npz["chunk_ids"].tolist(), npz["chunk_vectors"]))
+                svec = dict(zip(npz["sentence_ids"].tolist(), npz["sentence_vectors"]))
+            self._rows = (chunks, sentences, cvec, svec)
+        return self._rows
+
+
+def read_current(settings: Settings) -> Previous | None:
+    """The current generation, or None when there is none or it is incomplete (then ingest starts afresh)."""
+    try:
+        gen = current_generation(settings)
+    except (OSError, ValueError, KeyError):
+        return None
+    if gen is None:
+        return None
+    gdir = generation_dir(settings, gen)
+    if not all((gdir / name).exists() for name in _FILES):
+        return None
+    try:
+        meta = json.loads((gdir / "meta.json").read_text(encoding="utf-8"))
+        manifest = json.loads((gdir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Previous(gen, gdir, meta, manifest)
+
+
+@contextlib.contextmanager
+def ingest_lock(settings: Settings):
+    """One ingest per data dir at a time (CLI, `ask` on first use, the UI); the kernel drops it if killed."""
+    path = settings.data_path(".ingest.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def new_generation_name() -> str:
+    # Sortable by time; the random tail keeps two runs in one second apart.
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _jsonl(rows) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, chunks: list[Chunk],
+                     sentences: list[Sentence], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+    """Files first, the Chroma collection next, meta.json last (its presence marks a finished generation)."""
+    from dataclasses import asdict
+
+    from bpo_assistant.keyword import KeywordIndex
+
+    gdir = generation_dir(settings, gen)
+    gdir.mkdir(parents=True, exist_ok=False)
+    _write_text(gdir / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+    _write_text(gdir / "chunks.jsonl", _jsonl(asdict(c) for c in chunks))
+    _write_text(gdir / "sentences.jsonl", _jsonl(asdict(s) for s in sentences))
+    with open(gdir / "vectors.npz", "wb") as fh:
+        # Plain unicode arrays (not object arrays) so np.load needs no pickle.
+        np.savez(fh, chunk_ids=np.array([c.id for c in chunks], dtype=str), chunk_vectors=chunk_vectors,
+                 sentence_ids=np.array([s.id for s in sentences], dtype=str), sentence_vectors=sentence_vectors)
+        fh.flush()
+        os.fsync(fh.fileno())
+    KeywordIndex.build([c.id for c in chunks], [c.text for c in chunks]).save(gdir / "bm25")
+    for f in (gdir / "bm25").iterdir():
+        _fsync_path(f)
+    fill_collection(settings, gen, meta, chunks, chunk_vectors)
+    _write_text(gdir / "meta.json", json.dumps(meta, ensure_ascii=False, indent=1))
+    _fsync_path(gdir)
+    _fsync_path(gdir.parent)
+
+
+def fill_collection(settings: Settings, gen: str, meta: dict, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    """A new collection per generation, created through langchain_chroma and filled with our vectors.
+
+    Vectors go in precomputed (collection.upsert with embeddings) rather than through Chroma.add_texts:
+    add_texts embeds the stored document, but we store the clean chunk text and embed 'title › section +
+    text' (chunking.embed_text), and most vectors are reused from the previous generation anyway. A caching
+    Embeddings keyed by the stored text could not tell apart equal texts in different sections.
+    """
+    from langchain_chroma import Chroma
+
+    client = chroma_client(settings)
+    store = Chroma(
+        collection_name=collection_name(settings, gen), embedding_function=None, client=client,
+        collection_metadata={"embedder": meta["embedder"], "dim": int(meta["dim"]), "chunker": CHUNKER_VERSION,
+                             "generation": gen, "data_dir": str(Path(settings.data_dir).resolve())},
+        collection_configuration={"hnsw": {"space": "cosine"}},
+    )
+    collection = store._collection  # noqa: SLF001 - the documented way to reach the chromadb collection
+    batch = max(1, min(256, client.get_max_batch_size()))
+    for start in range(0, len(chunks), batch):
+        part = chunks[start : start + batch]
+        collection.upsert(
+            ids=[c.id for c in part],
+            embeddings=vectors[start : start + batch].tolist(),
+            documents=[c.text for c in part],
+            metadatas=[{"doc_id": c.doc_id, "lang": c.lang, "topic": c.topic, "section_id": c.section_id,
+                        "title": c.title, "section_title": c.section_title, "ordinal": c.ordinal} for c in part],
+        )
+
+
+def swap_current(settings: Settings, gen: str) -> None:
+    """The one step that changes what queries see: atomic rename of a fully written, fsynced pointer file."""
+    pointer = settings.data_path("CURRENT")
+    tmp = pointer.with_name(f"CURRENT.tmp-{os.getpid()}")
+    _write_text(tmp, json.dumps({"generation": gen}))
+    os.replace(tmp, pointer)
+    _fsync_path(pointer.parent)
+
+
+def cleanup(settings: Settings, keep: str | None) -> list[str]:
+    """Delete every generation and collection but `keep`: superseded ones and orphans of killed runs.
+
+    Only collections that carry our prefix *and* our data dir in their metadata are touched, so a Chroma
+    server shared with other installations keeps their collections.
+    """
+    removed: list[str] = []
+    root = settings.data_path("generations")
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.name != keep:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+    for tmp in Path(settings.data_dir).glob("CURRENT.tmp-*"):
+        tmp.unlink(missing_ok=True)
+    client = chroma_client(settings)
+    mine = str(Path(settings.data_dir).resolve())
+    keep_name = collection_name(settings, keep) if keep else None
+    for col in client.list_collections():
+        if (col.name.startswith(f"{settings.collection_prefix}_") and col.name != keep_name
+                and (col.metadata or {}).get("data_dir") == mine):
+            with contextlib.suppress(Exception):  # already gone (a concurrent cleanup) is fine
+                client.delete_collection(col.name)
+    return removed

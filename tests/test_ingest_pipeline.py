@@ -1,0 +1,347 @@
+"""Ingest pipeline on small fixture kbs with the hash-seeded fake embedder: idempotent re-ingest, edits and
+deletions reach every index, broken files are named and skipped, embedder mismatches are refused, and a
+killed ingest never changes what queries see."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import make_settings, write_doc
+
+from bpo_assistant.embeddings import FakeEmbeddings
+from bpo_assistant.index import (IndexMismatch, chroma_client, collection_name, current_generation, generation_dir,
+                                 load_index, read_jsonl)
+from bpo_assistant.keyword import KeywordIndex
+from bpo_assistant.settings import REPO_ROOT
+from bpo_assistant.kbfiles import load_kb_docs
+from ingest.chunking import chunk_document, embed_text
+from ingest.pipeline import EmbedderMismatch, cli_ingest, cli_status, ensure_index, run_ingest, status_info
+
+DOCS = {
+    ("ja", "itaku"): {"definition": "委託とは業務を外部に任せることです。\nBPOは業務プロセスをまとめて委託します。",
+                      "penguin": "ペンギンの例では経理を委託します。\n経理の委託は一般的です。"},
+    ("ja", "keiyaku"): {"ukeoi": "請負契約は成果物の完成を目的とします。\n請負では納期と品質が問われます。",
+                        "jun": "準委任契約は業務の遂行を目的とします。\n準委任では善管注意義務を負います。"},
+    ("ja", "shared"): {"shared": "シェアードサービスはグループ内で業務を集約する仕組みです。\nシェアードサービスは外注ではありません。"},
+    ("en", "itaku"): {"definition": "Outsourcing hands work to an outside vendor.\nBPO hands over a whole process."},
+}
+
+
+def write_kb(settings, docs=DOCS) -> None:
+    for (lang, doc_id), sections in docs.items():
+        write_doc(settings.kb_dir, lang, doc_id, sections, title=f"{doc_id} title")
+
+
+def ingest(settings, **kw):
+    return run_ingest(settings, progress=False, **kw)
+
+
+def gen_dir(settings):
+    return generation_dir(settings, current_generation(settings))
+
+
+def chroma_collection(settings):
+    return chroma_client(settings).get_collection(collection_name(settings, current_generation(settings)))
+
+
+def our_collections(settings) -> list[str]:
+    return sorted(c.name for c in chroma_client(settings).list_collections()
+                  if c.name.startswith(settings.collection_prefix + "_"))
+
+
+def index_view(settings) -> dict:
+    """Every store's view of the current index: chunk ids per store and doc ids."""
+    gdir = gen_dir(settings)
+    chunks = read_jsonl(gdir / "chunks.jsonl")
+    with np.load(gdir / "vectors.npz") as npz:
+        vec_ids = set(npz["chunk_ids"].tolist())
+    return {
+        "chunks": {c["id"] for c in chunks},
+        "chroma": set(chroma_collection(settings).get()["ids"]),
+        "bm25": set(KeywordIndex.load(gdir / "bm25").ids),
+        "vectors": vec_ids,
+        "doc_ids": {(c["lang"], c["doc_id"]) for c in chunks},
+        "sentence_docs": {(s["lang"], s["doc_id"]) for s in read_jsonl(gdir / "sentences.jsonl")},
+    }
+
+
+def assert_consistent(settings) -> None:
+    """All stores hold the same chunks, and every stored vector is the embedding of its text."""
+    view = index_view(settings)
+    assert view["chunks"] == view["chroma"] == view["bm25"] == view["vectors"]
+    fake = FakeEmbeddings(32)
+    idx = load_index(settings, fake)
+    for i, s in enumerate(idx.sentences):
+        np.testing.assert_allclose(idx.sentence_vectors[i], fake.passages([s.text])[0], atol=1e-6)
+    got = chroma_collection(settings).get(include=["embeddings", "documents", "metadatas"])
+    for cid, vec, text, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
+        chunk = idx.chunks[cid]
+        np.testing.assert_allclose(vec, fake.passages([embed_text(chunk)])[0], atol=1e-6)
+        assert text == chunk.text
+        assert meta == {"doc_id": chunk.doc_id, "lang": chunk.lang, "topic": chunk.topic, "section_id": chunk.section_id,
+                        "title": chunk.title, "section_title": chunk.section_title, "ordinal": chunk.ordinal}
+    assert len(os.listdir(settings.data_path("generations"))) == 1  # older generations are gone
+    assert our_collections(settings) == [collection_name(settings, current_generation(settings))]
+
+
+def test_reingest_without_changes_reports_all_unchanged_and_loads_no_model(fake_settings, monkeypatch, capsys):
+    write_kb(fake_settings)
+    first = ingest(fake_settings)
+    assert (first.added, first.documents, first.written) == (4, 4, True)
+    assert first.embedded == first.chunks + first.sentences
+    assert_consistent(fake_settings)
+
+    def no_model(spec):
+        raise AssertionError("the embedder must not be loaded when nothing changed")
+
+    monkeypatch.setattr("bpo_assistant.embeddings.make_embedder", no_model)
+    t = time.monotonic()
+    second = ingest(fake_settings)
+    assert time.monotonic() - t < 3
+    assert (second.documents, second.chunks, second.sentences) == (first.documents, first.chunks, first.sentences)
+    assert (second.added, second.changed, second.removed, second.unchanged, second.failed) == (0, 0, 0, 4, [])
+    assert (second.written, second.embedded, second.generation) == (False, 0, first.generation)
+    assert cli_ingest(fake_settings, []) == 0
+    assert "unchanged 4" in capsys.readouterr().out
+
+
+def test_index_matches_the_collection_contract(fake_settings):
+    write_kb(fake_settings)
+    report = ingest(fake_settings)
+    col = chroma_collection(fake_settings)
+    assert col.configuration["hnsw"]["space"] == "cosine"
+    assert {k: col.metadata[k] for k in ("embedder", "dim", "chunker")} == {
+        "embedder": "fake:32", "dim": 32, "chunker": "sections-sentences-v1"}
+    idx = load_index(fake_settings, FakeEmbeddings(32))
+    assert (len(idx.chunks), len(idx.sentences), idx.meta["documents"]) == (report.chunks, report.sentences, 4)
+    assert idx.meta["documents_by_lang"] == {"ja": 3, "en": 1}
+    hits = idx.vectorstore.similarity_search("x", k=3)
+    assert len(hits) == 3 and all(h.metadata["doc_id"] in {"itaku", "keiyaku", "shared"} for h in hits)
+
+
+def test_edited_doc_replaces_its_chunks_everywhere(fake_settings):
+    write_kb(fake_settings)
+    first = ingest(fake_settings)
+    before = index_view(fake_settings)
+    old_penguin = {c for c in before["chunks"] if "#penguin:" in c}
+    edited = dict(DOCS)
+    edited[("ja", "itaku")] = {**DOCS[("ja", "itaku")], "penguin": "キリンの例では人事を委託します。"}
+    write_kb(fake_settings, edited)
+    report = ingest(fake_settings)
+    assert (report.changed, report.unchanged, report.added, report.removed) == (1, 3, 0, 0)
+    # only the edited section's texts were embedded again
+    assert 0 < report.embedded <= 3
+    after = index_view(fake_settings)
+    assert old_penguin and not old_penguin & (after["chunks"] | after["chroma"] | after["bm25"] | after["vectors"])
+    idx = load_index(fake_settings, FakeEmbeddings(32))
+    assert idx.keyword.search("ペンギン") == [] and idx.keyword.search("キリン")
+    assert report.generation != first.generation
+    assert_consistent(fake_settings)
+
+
+def test_deleted_doc_leaves_every_index(fake_settings):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    (fake_settings.kb_dir / "ja" / "shared.md").unlink()
+    report = ingest(fake_settings)
+    assert (report.removed, report.unchanged, report.documents, report.embedded) == (1, 3, 3, 0)
+    view = index_view(fake_settings)
+    assert ("ja", "shared") not in view["doc_ids"] | view["sentence_docs"]
+    assert not chroma_collection(fake_settings).get(where={"doc_id": "shared"})["ids"]
+    assert KeywordIndex.load(gen_dir(fake_settings) / "bm25").search("シェアードサービス") == []
+    assert_consistent(fake_settings)
+
+
+def test_broken_files_are_named_skipped_and_the_rest_indexed(fake_settings, capsys):
+    write_kb(fake_settings)
+    bad_yaml = fake_settings.kb_dir / "ja" / "broken.md"
+    bad_yaml.write_text("---\nid: broken\ntitle: [x\nlang: ja\n---\n\n## A {#a}\n\n本文です。\n", encoding="utf-8")
+    bad_bytes = fake_settings.kb_dir / "en" / "latin.md"
+    bad_bytes.write_bytes("---\nid: latin\n---\ncafé".encode("latin-1"))
+    assert cli_ingest(fake_settings, [], quiet=True) == 1
+    out = capsys.readouterr().out
+    assert f"{bad_yaml}: line 4: front matter is not valid YAML" in out
+    assert f"{bad_bytes}: invalid UTF-8" in out
+    assert "added 4" in out and "failed 2" in out
+    assert index_view(fake_settings)["doc_ids"] == {("ja", "itaku"), ("ja", "keiyaku"), ("ja", "shared"), ("en", "itaku")}
+    # still broken: still reported (exit 1), nothing re-written
+    gen = current_generation(fake_settings)
+    assert cli_ingest(fake_settings, [], quiet=True) == 1
+    assert "broken.md" in capsys.readouterr().out and current_generation(fake_settings) == gen
+    # fixed: indexed, exit 0 once the other is gone too
+    write_doc(fake_settings.kb_dir, "ja", "broken", {"a": "直した本文です。"})
+    bad_bytes.unlink()
+    assert cli_ingest(fake_settings, [], quiet=True) == 0
+    assert "added 1" in capsys.readouterr().out
+
+
+def test_broken_edit_keeps_the_previously_indexed_version(fake_settings):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    before = index_view(fake_settings)["chunks"]
+    path = fake_settings.kb_dir / "ja" / "keiyaku.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("lang: ja", "lang: [ja"), encoding="utf-8")
+    report = ingest(fake_settings)
+    assert len(report.failed) == 1 and report.failed[0][0] == str(path)
+    assert "previously indexed version is kept" in report.failed[0][1]
+    assert report.documents == 4 and index_view(fake_settings)["chunks"] == before
+
+
+def test_embedder_mismatch_needs_rebuild(fake_settings, capsys):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    other = make_settings(fake_settings.data_dir, fake_settings.kb_dir, embedder="fake:16")
+    with pytest.raises(EmbedderMismatch, match="--rebuild"):
+        ingest(other)
+    assert cli_ingest(other, []) == 2
+    assert "--rebuild" in capsys.readouterr().err
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        load_index(other, FakeEmbeddings(16))
+    report = ingest(other, rebuild=True)
+    assert report.written and report.embedded == report.chunks + report.sentences
+    idx = load_index(other, FakeEmbeddings(16))
+    assert idx.sentence_vectors.shape == (report.sentences, 16) and idx.meta["embedder"] == "fake:16"
+
+
+def test_rebuild_and_chunk_size_change_rewrite_the_index(fake_settings):
+    write_kb(fake_settings)
+    first = ingest(fake_settings)
+    rebuilt = ingest(fake_settings, rebuild=True)
+    assert rebuilt.generation != first.generation and rebuilt.embedded == first.embedded
+    assert (rebuilt.chunks, rebuilt.sentences) == (first.chunks, first.sentences)
+    small = make_settings(fake_settings.data_dir, fake_settings.kb_dir, embedder="fake:32", chunk_size=20)
+    resized = ingest(small)
+    assert resized.changed == 4 and resized.chunks > first.chunks and resized.sentences == first.sentences
+    assert resized.embedded == resized.chunks  # sentence vectors were reused, only the new chunks embedded
+    assert_consistent(small)
+
+
+def test_explicit_paths_add_files_and_kb_runs_keep_them(fake_settings, tmp_path):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "memo.txt").write_text("委託メモ\n\n委託先とは毎週会議をします。\n", encoding="utf-8")
+    (extra / "page.html").write_text("<h1>Vendor notes</h1><p>The vendor reports monthly.</p>", encoding="utf-8")
+    (extra / "ignored.csv").write_text("a,b\n", encoding="utf-8")  # folders: supported types only
+    report = ingest(fake_settings, paths=[extra, tmp_path / "missing.pdf"])
+    assert (report.added, report.unchanged, report.documents) == (2, 4, 6)
+    assert report.failed == [(str(tmp_path / "missing.pdf"), "no such file or folder")]
+    assert {("ja", "memo"), ("en", "page")} <= index_view(fake_settings)["doc_ids"]
+    # a default kb run keeps external documents whose files still exist...
+    again = ingest(fake_settings)
+    assert (again.unchanged, again.written) == (6, False)
+    # ...drops those whose files are gone; an explicit run never removes anything
+    (fake_settings.kb_dir / "ja" / "shared.md").unlink()
+    partial = ingest(fake_settings, paths=[extra / "memo.txt"])
+    assert (partial.removed, partial.documents) == (0, 6)
+    (extra / "memo.txt").unlink()
+    full = ingest(fake_settings)
+    assert (full.removed, full.documents) == (2, 4)
+    assert_consistent(fake_settings)
+
+
+def test_same_stem_in_two_folders_gets_distinct_ids(fake_settings, tmp_path):
+    write_kb(fake_settings)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.txt").write_text(f"{folder}フォルダのメモです。\n", encoding="utf-8")
+    ingest(fake_settings)
+    report = ingest(fake_settings, paths=[tmp_path / "a", tmp_path / "b"])
+    assert (report.added, report.documents, report.failed) == (2, 6, [])
+    ids = {d for _, d in index_view(fake_settings)["doc_ids"]}
+    assert "notes" in ids and any(d.startswith("notes-") for d in ids)
+
+
+def test_orphans_of_killed_runs_are_removed(fake_settings):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    client = chroma_client(fake_settings)
+    mine = str(fake_settings.data_dir.resolve())
+    client.create_collection("bpo_19990101T000000-dead00", metadata={"data_dir": mine})
+    client.create_collection("bpo_19990101T000000-other0", metadata={"data_dir": "/somewhere/else"})
+    orphan = fake_settings.data_path("generations", "19990101T000000-dead00")
+    orphan.mkdir()
+    report = ingest(fake_settings)
+    assert not report.written and not orphan.exists()
+    names = our_collections(fake_settings)
+    assert "bpo_19990101T000000-dead00" not in names and "bpo_19990101T000000-other0" in names
+
+
+def test_ensure_index_ingests_only_when_needed(fake_settings):
+    write_kb(fake_settings)
+    first = ensure_index(fake_settings)
+    assert first is not None and first.added == 4
+    assert ensure_index(fake_settings) is None
+    write_doc(fake_settings.kb_dir, "en", "new", {"a": "A new document."})
+    assert ensure_index(fake_settings).added == 1
+
+
+def test_status(fake_settings, capsys):
+    assert cli_status(fake_settings) == 1 and status_info(fake_settings)["ready"] is False
+    write_kb(fake_settings)
+    report = ingest(fake_settings)
+    info = status_info(fake_settings)
+    assert info["healthy"] and info["documents_by_lang"] == {"ja": 3, "en": 1}
+    assert (info["chunks"], info["sentences"], info["generation"]) == (report.chunks, report.sentences, report.generation)
+    assert cli_status(fake_settings) == 0
+    out = capsys.readouterr().out
+    assert "fake:32 (dim 32)" in out and "4 (ja 3, en 1)" in out and "準委任" in out and "OK" in out
+    # a kb without the probe terms fails the keyword health check
+    plain = make_settings(fake_settings.data_dir.parent / "d2", fake_settings.kb_dir.parent / "kb2", embedder="fake:32")
+    write_doc(plain.kb_dir, "ja", "x", {"a": "経理の話だけをします。"})
+    ingest(plain)
+    assert cli_status(plain) == 1 and status_info(plain)["keyword_health"]["請負"] == 0
+
+
+# ---------------------------------------------------------------- kill safety
+
+
+def _subprocess_env(settings) -> dict:
+    return {**os.environ, "BPO_KB_DIR": str(settings.kb_dir), "BPO_DATA_DIR": str(settings.data_dir),
+            "BPO_EMBEDDER": settings.embedder, "BPO_CHROMA_URL": "", "PYTHONPATH": str(REPO_ROOT)}
+
+
+@pytest.mark.parametrize("kill_when", ["generation dir appears", "new collection being filled"])
+def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_when):
+    write_kb(fake_settings)
+    first = ingest(fake_settings)
+    # enough new text that writing the next generation takes a couple of seconds
+    for d in range(20):
+        write_doc(fake_settings.kb_dir, "ja", f"bulk{d:02d}", {
+            f"s{k}": "\n".join(f"文書{d}の節{k}の第{i}文は委託と請負の違いを説明します。" for i in range(8)) for k in range(6)})
+    proc = subprocess.Popen([sys.executable, "-m", "bpo_assistant.cli", "ingest", "--quiet"], cwd=REPO_ROOT,
+                            env=_subprocess_env(fake_settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gens = fake_settings.data_path("generations")
+    deadline = time.monotonic() + 120
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        new = [d for d in gens.iterdir() if d.name != first.generation]
+        if new and (kill_when.startswith("generation") or len(our_collections(fake_settings)) == 2):
+            proc.kill()  # SIGKILL: no cleanup handlers run
+            killed = True
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert killed, f"ingest ended before the kill point: {proc.stderr.read().decode()[-2000:]}"
+    if "collection" in kill_when:  # killed mid-Chroma: the new generation's collection exists, unfinished
+        assert len(our_collections(fake_settings)) == 2
+        assert not (new[0] / "meta.json").exists()
+    # queries still see the previous generation, complete
+    assert current_generation(fake_settings) == first.generation
+    idx = load_index(fake_settings, FakeEmbeddings(32))
+    assert (idx.generation, len(idx.chunks), len(idx.sentences)) == (first.generation, first.chunks, first.sentences)
+    assert len(idx.vectorstore.similarity_search("委託", k=50)) == first.chunks
+    assert idx.keyword.search("準委任")
+    # the next run completes and its counts are those of a clean ingest from scratch
+    after = ingest(fake_settings)
+    docs, _ = load_kb_docs(fake_settings.kb_dir)
+    records = [chunk_document(d, fake_settings.chunk_size, fake_settings.chunk_overlap_sentences) for d in docs.values()]
+    assert after.written and (after.added, after.unchanged, after.documents) == (20, 4, 24)
+    assert (after.chunks, after.sentences) == (sum(len(c) for c, _ in records), sum(len(s) for _, s in records))
+    assert_consistent(fake_settings)

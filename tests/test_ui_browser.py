@@ -1,0 +1,214 @@
+"""The chat in a real browser: Debian's chromium through playwright against the app on a loopback port.
+
+The server runs in-process (build_app(...).launch(prevent_thread_lock=True)) over the session's real index.
+Every step saves a screenshot under artifacts/screenshots/. Every request the page makes must stay on
+127.0.0.1 (or be data:/blob:). Without /usr/bin/chromium the tests skip, except in CI (CI=true) where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from bpo_assistant.settings import OFFLINE_ENV
+
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+XSS = "<script>window.__xss=1</script><img src=x onerror=window.__xss=2>"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+TIMEOUT_MS = 30_000
+
+
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{CHROMIUM} is missing (CI=true: browser tests must run)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shots(artifacts_dir):
+    path = artifacts_dir / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(real_settings, assistant):
+    _require_chromium()
+    from bpo_assistant.ui.app import build_app, launch_kwargs
+
+    demo = build_app(assistant, real_settings)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(real_settings))
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh session (new context) on the app; fails the test if any request leaves the machine."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="ja-JP")
+    pg = context.new_page()
+    requests: list[str] = []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(server)
+    pg.wait_for_selector("#bpo-input textarea")
+    yield pg
+    context.close()
+    outside = [u for u in requests if not _is_local(u)]
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert requests, "no request was recorded"
+
+
+def _is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    if parsed.scheme in ("data", "blob"):
+        return True
+    return parsed.scheme in ("http", "https", "ws", "wss") and (parsed.hostname or "") in LOCAL_HOSTS
+
+
+def bot_messages(pg):
+    return pg.locator("#bpo-chatbot [data-testid='bot']")
+
+
+def ask(pg, question: str):
+    """Send a question and wait until its answer has finished streaming; returns the answer's locator."""
+    before = bot_messages(pg).count()
+    box = pg.locator("#bpo-input textarea")
+    box.fill(question)
+    box.press("Enter")
+    pg.wait_for_function(
+        "n => document.querySelectorAll(\"#bpo-chatbot [data-testid='bot']\").length > n", arg=before,
+        timeout=TIMEOUT_MS)
+    # ChatInterface disables the textbox while the answer streams and re-enables it at the end
+    pg.wait_for_selector("#bpo-input textarea:not([disabled])", timeout=TIMEOUT_MS)
+    pg.wait_for_timeout(300)
+    return bot_messages(pg).last
+
+
+def test_japanese_question_shows_cited_answer_and_sources(page, shots):
+    answer = ask(page, "BPOとは何ですか？")
+    text = answer.inner_text()
+    assert "[1]" in text, text
+    sources = answer.locator("details.bpo-sources")
+    assert sources.count() == 1
+    assert "出典" in sources.locator("summary").inner_text()
+    sources.locator("summary").click()
+    first = sources.locator(".bpo-source").first
+    assert first.locator(".bpo-source-title").inner_text().startswith("[1] ")
+    assert " › " in first.locator(".bpo-source-title").inner_text()
+    assert first.locator("mark").count() >= 1 and first.locator("mark").first.is_visible()
+    page.screenshot(path=str(shots / "01-ja-answer-sources.png"), full_page=True)
+
+
+def test_follow_up_shows_standalone_query(page, shots):
+    first = ask(page, "請負契約とは？")
+    assert "請負" in first.inner_text()
+    answer = ask(page, "じゃあ準委任とはどう違う？")
+    query = answer.locator(".bpo-query")
+    assert query.count() == 1, answer.inner_text()
+    shown = query.inner_text()
+    assert shown.startswith("検索クエリ:") and "準委任" in shown and "請負" in shown
+    page.screenshot(path=str(shots / "02-follow-up-query.png"), full_page=True)
+
+
+def test_dislike_with_reason_is_stored(page, shots, real_settings):
+    question = "BPOを導入するメリットは？"
+    answer = ask(page, question)
+    answer_text = answer.inner_text()
+    # Gradio translates the thumb's label with the browser locale (ja-JP: よくないね)
+    page.locator("#bpo-chatbot button[aria-label='よくないね'], #bpo-chatbot button[aria-label='Dislike']").last.click()
+    reason = page.locator("#bpo-fb-reason")
+    reason.wait_for(state="visible")
+    reason.get_by_text("情報が古い", exact=True).click()
+    comment = f"ブラウザテスト {time.time():.0f}"
+    page.locator("#bpo-fb-comment textarea").fill(comment)
+    page.screenshot(path=str(shots / "03-dislike-reason.png"), full_page=True)
+    page.locator("#bpo-fb-send").click()
+    reason.wait_for(state="hidden")
+    db = real_settings.data_dir / "feedback.sqlite"
+    row = None
+    for _ in range(50):
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("SELECT question, rating, reason, comment, answer, citations FROM feedback "
+                               "WHERE comment = ?", (comment,)).fetchone()
+        if row:
+            break
+        time.sleep(0.1)
+    assert row is not None, "no feedback row"
+    assert row[:4] == (question, -1, "outdated", comment)
+    assert row[4] and row[4][:10] in answer_text.replace("\n", "")
+    page.screenshot(path=str(shots / "04-dislike-saved.png"), full_page=True)
+
+
+def test_xss_payload_is_inert_text(page, shots):
+    ask(page, XSS)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    user = page.locator("#bpo-chatbot [data-testid='user']").last
+    assert XSS in user.inner_text()
+    assert page.locator("#bpo-chatbot script").count() == 0
+    assert page.locator("#bpo-chatbot img[src='x']").count() == 0
+    page.wait_for_timeout(500)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    page.screenshot(path=str(shots / "05-xss-inert.png"), full_page=True)
+
+
+def test_onboarding_tab_shows_curated_answers(page, shots, assistant):
+    page.get_by_role("tab", name="オンボーディング").click()
+    listing = page.locator("#bpo-onb-list")
+    listing.wait_for(state="visible")
+    ja = [c for c in assistant.curated_answers() if c.lang == "ja"]
+    assert ja, "the kb has no Japanese curated answers"
+    headings = [h.strip() for h in listing.locator("h4").all_inner_texts()]
+    assert ja[0].questions[0].strip() in headings, headings[:5]
+    assert listing.locator(".bpo-verified").count() >= 1
+    card_sources = listing.locator("details.bpo-sources").first
+    card_sources.locator("summary").click()
+    assert card_sources.locator(".bpo-source-title").first.inner_text().startswith("[1] ")
+    assert page.locator("#bpo-onb-comparison table").count() >= 1
+    page.screenshot(path=str(shots / "06-onboarding.png"), full_page=True)
+    # the search box filters the list
+    page.locator("#bpo-onb-search textarea, #bpo-onb-search input").first.fill(ja[0].questions[0][:6])
+    page.wait_for_timeout(1000)
+    assert listing.locator("h4").count() >= 1
+
+
+def test_ui_language_switch_and_knowledge_tab(page, shots):
+    page.locator("#bpo-ui-lang").get_by_text("English").click()
+    page.get_by_role("tab", name="Knowledge").wait_for()
+    page.get_by_role("tab", name="Knowledge").click()
+    view = page.locator("#bpo-kb-view")
+    view.locator("h2").first.wait_for()
+    assert view.locator("h3").count() >= 1
+    assert page.locator("#bpo-kb-status table").count() == 1
+    page.screenshot(path=str(shots / "07-knowledge-en.png"), full_page=True)
