@@ -65,7 +65,7 @@ def main() -> None:
     from evals.baseline_pipeline import NaivePipeline
 
     t = time.perf_counter()
-    naive = NaivePipeline.build(settings, ours.embedder)
+    naive = NaivePipeline(settings, embedder=ours.embedder)
     build_s = time.perf_counter() - t
     lat_n = measure(lambda q, h: naive.ask(q, h), cases)
     print(f"baseline: n={len(lat_n)} p50={statistics.median(lat_n):.1f} ms p95={percentile(lat_n, 0.95):.1f} ms "

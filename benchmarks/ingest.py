@@ -60,9 +60,12 @@ def main() -> int:
         "chunks_per_s": round(full.chunks / full_s, 1),
         "texts_per_s": round(full.embedded / full_s, 1),
         "peak_rss_mb": round(peak_mb, 1),
+        "phases_s": {k: round(v, 2) for k, v in full.timings.items()},
         "targets_met": full_s <= 60 and again_s <= 3,
     }
-    print(f"full ingest      {full_s:6.1f} s  ({full.documents} docs, {full.chunks} chunks, {full.sentences} sentences)")
+    print(f"full ingest      {full_s:6.1f} s  "
+          f"({full.documents} docs, {full.chunks} chunks, {full.sentences} sentences)")
+    print("phases           " + ", ".join(f"{k} {v:.1f} s" for k, v in full.timings.items()))
     print(f"no-change again  {again_s:6.2f} s  (fresh process)")
     print(f"chunks/s         {result['chunks_per_s']:6.1f}   texts embedded/s {result['texts_per_s']}")
     print(f"peak RSS         {peak_mb:6.0f} MB")

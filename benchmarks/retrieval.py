@@ -15,16 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONFIGS = {  # name: (use_dense, use_keyword (None = Japanese only), keyword_weight, rrf_k, definition arm)
-    "dense only": (True, False, 0.0, 60, False),
-    "keyword only": (False, True, 1.0, 60, False),
-    "fused RRF k=60, equal weights, all languages": (True, True, 1.0, 60, False),
-    "fused RRF k=60, kw 1.0, Japanese only": (True, None, 1.0, 60, False),
-    "fused RRF k=60, kw 0.3, Japanese only": (True, None, 0.3, 60, False),
-    "fused RRF k=5, kw 0.5, Japanese only": (True, None, 0.5, 5, False),
-    "fused RRF k=5, kw 0.3, Japanese only": (True, None, 0.3, 5, False),
-    "fused RRF k=2, kw 0.3, Japanese only": (True, None, 0.3, 2, False),
-    "fused RRF k=5, kw 0.3, Japanese only + definition arm": (True, None, 0.3, 5, True),
+CONFIGS = {  # name: (use_dense, use_keyword (None = Japanese only), keyword_weight, definition arm weight)
+    "dense only": (True, False, 0.0, 0.0),
+    "keyword only": (False, True, 1.0, 0.0),
+    "fused, kw 0.10, all languages": (True, True, 0.10, 0.0),
+    "fused, kw 0.10, Japanese only": (True, None, 0.10, 0.0),
+    "fused, kw 0.05, Japanese only": (True, None, 0.05, 0.0),
+    "fused, kw 0.02, Japanese only": (True, None, 0.02, 0.0),
+    "fused, kw 0.02, all languages": (True, True, 0.02, 0.0),
+    "fused, kw 0.02, Japanese only + definition arm 0.05": (True, None, 0.02, 0.05),
 }
 
 
@@ -59,9 +58,8 @@ def main() -> None:
     print(f"{len(queries)} in-scope cases ({sum(1 for q in queries if q[1] == 'ja')} ja, "
           f"{sum(1 for q in queries if q[1] == 'en')} en)")
     print(f"{'configuration':52s} {'lang':4s} {'R@1':>6s} {'R@3':>6s} {'MRR':>6s}")
-    for name, (use_dense, use_kw, kw_weight, rrf_k, definition) in CONFIGS.items():
-        s = settings.model_copy(update={"keyword_weight": kw_weight, "rrf_k": rrf_k,
-                                        "definition_weight": 1.0 if definition else 0.0})
+    for name, (use_dense, use_kw, kw_weight, definition) in CONFIGS.items():
+        s = settings.model_copy(update={"keyword_weight": kw_weight, "definition_weight": definition})
         r = HybridRetriever(index=a.index, embedder=a.embedder, glossary=a.glossary, settings=s,
                             use_dense=use_dense, use_keyword=use_kw)
         for lang in ("ja", "en", "all"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Mapping, Sequence
 
@@ -11,7 +12,7 @@ from .compose import compose, pick_sentences
 from .curated import STALE_NOTICE, CuratedMatcher, load_curated
 from .followup import standalone_query
 from .glossary import Glossary
-from .index import LoadedIndex, load_index
+from .index import LoadedIndex, current_generation, load_index
 from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -25,19 +26,36 @@ class Assistant:
     def __init__(self, settings: Settings, embedder, index: LoadedIndex) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.index = index
-        self.glossary = Glossary.load(settings.kb_dir / "glossary.yaml")
-        self.tables = compare.load_tables(settings.kb_dir / "comparisons.yaml")
-        self.retriever = HybridRetriever(index=index, embedder=embedder, glossary=self.glossary, settings=settings)
-        self.kb_docs, self.kb_errors = load_kb_docs(settings.kb_dir)
-        self.curated, self.curated_errors = load_curated(settings.kb_dir, self.kb_docs)
-        self.matcher = CuratedMatcher(self.curated, embedder, settings.curated_threshold)
         self.llm = None
         if settings.llm:
             from .llm import make_llm
 
             self.llm = make_llm(settings)
+        self._lock = threading.Lock()
+        self._load(index)
+
+    def _load(self, index: LoadedIndex) -> None:
+        """Everything derived from kb/ and the index; rebuilt together when a re-ingest lands."""
+        kb = self.settings.kb_dir
+        self.index = index
+        self.glossary = Glossary.load(kb / "glossary.yaml")
+        self.tables = compare.load_tables(kb / "comparisons.yaml")
+        self.retriever = HybridRetriever(index=index, embedder=self.embedder, glossary=self.glossary,
+                                         settings=self.settings)
         self._sections = _section_table(index)
+        self.kb_docs, self.kb_errors = load_kb_docs(kb)
+        self.curated, self.curated_errors = load_curated(kb, self.kb_docs)
+        self.matcher = CuratedMatcher(self.curated, self.embedder, self.settings.curated_threshold)
+
+    def refresh(self) -> bool:
+        """Follow a re-ingest: ingest swaps CURRENT and drops the old collection, so a long-running chat must
+        move to the new generation. Cheap enough to call before every question (one small file read)."""
+        if current_generation(self.settings) in (None, self.index.generation):
+            return False
+        with self._lock:
+            if current_generation(self.settings) != self.index.generation:
+                self._load(load_index(self.settings, self.embedder))
+        return True
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder=None) -> "Assistant":
@@ -49,6 +67,7 @@ class Assistant:
     # ---- the query path -------------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[Mapping[str, str]] = ()) -> Answer:
         t = _Timer()
+        self.refresh()
         clean = guard.clean_question(question, self.settings.max_question_chars)
         lang = detect_lang(guard.strip_markup(clean.text)) if not clean.empty else _history_lang(history)
         notice = guard.TRUNCATED_NOTICE[lang].format(n=self.settings.max_question_chars) if clean.truncated else ""
@@ -118,6 +137,9 @@ class Assistant:
 
     def _refuse(self, qvec, lang, query, notice, t, reason: str = "") -> Answer:
         nearest = [a.questions[0] for a, _ in self.matcher.nearest(qvec, lang, 3)]
+        if len(nearest) < 3:  # no curated answers nearby: offer the nearest documents' titles instead
+            titles = [self.index.chunks[cid].title for cid, _ in self.retriever.dense(qvec, lang, 8)]
+            nearest += [t for t in dict.fromkeys(titles) if t not in nearest][: 3 - len(nearest)]
         lines = [guard.refusal_text(lang)]
         if nearest:
             lines += ["", guard.NEAREST_LEAD[lang]] + [f"- {q}" for q in nearest]

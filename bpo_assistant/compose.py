@@ -21,9 +21,10 @@ SOURCES = {"ja": "出典:", "en": "Sources:"}
 # small differences matter.
 OVERLAP_WEIGHT = 0.25  # keyword overlap complements e5 similarity
 RANK_WEIGHT = 0.03  # trust in the hybrid retriever's order when choosing the primary section
-PRIMARY_MAX = 3  # sentences quoted from the primary section
+PRIMARY_MAX = 4  # sentences quoted from the primary section
 OTHER_FLOOR = 0.02  # another section's sentence joins only when nearly as good as the primary's best
 REDUNDANT_COS = 0.96
+DEFINES_BONUS = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def pick_sentences(index, hits: list[Hit], qvec: np.ndarray, query: str, max_sen
     for rank, hit in enumerate(hits):
         rank_bonus = RANK_WEIGHT * (len(hits) - rank) / max(len(hits), 1)
         key = (hit.chunk.lang, hit.chunk.doc_id, hit.chunk.section_id)
-        section_rank.setdefault(key, rank_bonus)
+        # "What is X?": the glossary's defining section leads the answer.
+        section_rank.setdefault(key, rank_bonus + (DEFINES_BONUS if hit.defines else 0.0))
         for i in index.sentences_by_chunk.get(hit.chunk.id, []):
             if i in candidates:  # overlapping chunks share sentences
                 continue

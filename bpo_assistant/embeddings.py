@@ -72,7 +72,8 @@ class SentenceTransformerEmbeddings(_Base):
                 "Give a local path, or a model name already in the Hugging Face cache."
             ) from exc
         self.spec = f"sentence-transformers:{name_or_path}"
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

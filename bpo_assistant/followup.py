@@ -20,6 +20,7 @@ _FOLLOW_CUE = re.compile(
     r"(それ|その|これ|この|they|them|it|that|those|this)\b",
     re.I,
 )
+_DEMONSTRATIVE = re.compile(r"それ|その|これ|この|あれ|そっち|こっち|\b(it|its|they|them|that|those|this)\b", re.I)
 _MAX_FOLLOW_CHARS = 40  # longer questions are almost always self-contained
 
 
@@ -54,8 +55,9 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     carried = [t for t in prior if t.term not in names]
     if comparing and len(current) == 1 and carried:
         return _join(lang, [carried[0], current[0]], compare=True, tail=question)
-    if not current:
-        return _join(lang, carried[:2], compare=comparing and len(carried) >= 2, tail=question)
+    if carried and (not current or _DEMONSTRATIVE.search(question)):
+        # 「それってBPOの前にやるもの？」 after 「BPRって何？」: それ is BPR even though BPO is named.
+        return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question)
     # The question names its own subject ("what about shared services?"): it already stands alone.
     return question
 

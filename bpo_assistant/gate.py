@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import tokenize
+from .text import nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
@@ -43,9 +43,10 @@ class GateResult:
 
 
 def known_share(question: str, vocab: dict) -> float:
-    tokens = [t for t in tokenize(question)]
+    """Share of the question's content nouns that occur anywhere in the kb (1.0 when it names none)."""
+    tokens = nouns(question)
     if not tokens:
-        return 0.0
+        return 1.0
     return sum(1 for t in tokens if t in vocab) / len(tokens)
 
 

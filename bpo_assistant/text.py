@@ -29,8 +29,13 @@ def squash(text: str) -> str:
     return "".join(ch for ch in normalize(text).lower() if not ch.isspace())
 
 
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+
 def detect_lang(text: str) -> str:
-    """'ja' when the text has any Japanese script in a meaningful share, else 'en'."""
+    """'ja' when the text has kana, or Japanese script in a meaningful share; else 'en'."""
+    if _KANA.search(text) and not re.search(r"[A-Za-z]{3,}(\s+[A-Za-z]{2,}){3,}", text):
+        return "ja"  # English never contains kana; an English sentence quoting a Japanese term stays English
     ja = len(_JA_CHARS.findall(text))
     latin = len(_LATIN.findall(text))
     if ja == 0:
@@ -101,6 +106,29 @@ def _tagger():
     import fugashi
 
     return fugashi.Tagger()
+
+
+_GENERIC_NOUNS = {"何", "なに", "方", "点", "件", "話", "感じ", "具体", "的", "詳細", "今", "普通", "一般", "場合", "とき", "時",
+                  "ところ", "ほう", "どれ", "どこ", "いつ", "誰", "いくつ", "くらい", "ぐらい", "程度", "意味", "教え"}
+
+
+def nouns(text: str) -> list[str]:
+    """Content nouns (and Latin words): what a question is about, without its chatty verbs (教えて, 知りたい)."""
+    text = normalize(text).lower()
+    out = []
+    for word in _tagger()(text):
+        surface = word.surface
+        pos = getattr(word.feature, "pos1", "") or ""
+        if _LATIN.match(surface):
+            token = surface
+        elif pos == "名詞" and getattr(word.feature, "pos2", "") not in ("数詞", "非自立可能", "代名詞"):
+            lemma = getattr(word.feature, "lemma", None) or surface
+            token = lemma.split("-")[0] if _JA_CHARS.search(lemma) else surface
+        else:
+            continue
+        if token not in _STOP and token not in _GENERIC_NOUNS and any(unicodedata.category(c)[0] in "LN" for c in token):
+            out.append(token)
+    return out
 
 
 def tokenize(text: str) -> list[str]:

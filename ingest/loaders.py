@@ -54,7 +54,8 @@ def load_file(path: Path, settings: Settings) -> SourceDoc:
         raise LoadError(path, f"cannot read the file: {exc.strerror or exc}") from None
     # Checked before reading so a stray multi-gigabyte file never lands in memory.
     if size > settings.max_file_bytes:
-        raise LoadError(path, f"file is {size:,} bytes, over the limit of {settings.max_file_bytes:,} (BPO_MAX_FILE_BYTES)")
+        limit = settings.max_file_bytes
+        raise LoadError(path, f"file is {size:,} bytes, over the limit of {limit:,} (BPO_MAX_FILE_BYTES)")
     if size == 0:
         raise LoadError(path, "no text: the file is empty")
     data = path.read_bytes()

@@ -9,7 +9,6 @@ are reused by the exact text embedded, so an edited document only re-embeds its 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from bpo_assistant.types import content_hash
 
 from . import store
 from .chunking import chunk_document, embed_text
-from .loaders import KB_LANGS, SUPPORTED, LoadError, is_kb_file, load_file
+from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
+from .sources import discover, file_hash
 from .status import cli_status, status_info  # noqa: F401 - cli.py reaches both through this module
 
 BATCH = 32
@@ -50,6 +50,7 @@ class IngestReport:
     generation: str = ""
     embedded: int = 0  # texts actually sent to the embedder (0 when every vector was reused)
     written: bool = False  # a new generation was written and made current
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: scan (hash, load, chunk), embed (model load too), write
 
     def summary(self) -> str:
         lines = [
@@ -69,48 +70,13 @@ def chunking_params(settings: Settings) -> dict:
             "overlap": settings.chunk_overlap_sentences}
 
 
-def doc_key(path: Path, settings: Settings) -> str:
-    """kb files by their path inside kb/ (stable when the checkout moves); anything else by absolute path."""
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(Path(settings.kb_dir).resolve()).as_posix()
-    except ValueError:
-        return str(p)
+def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=None,
+               progress: bool = True) -> IngestReport:
+    """Ingest kb/ (paths=None: kb/ is the full truth) or add/update the given files and folders.
 
-
-def discover(settings: Settings, paths, old_docs: dict) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
-    """Default run: kb/ja and kb/en plus external sources already indexed whose files still exist (kb/ is
-    the truth: what is gone from disk leaves the index). Explicit paths: exactly those files/folders."""
-    kb = Path(settings.kb_dir)
-    found: list[Path] = []
-    failed: list[tuple[str, str]] = []
-    if paths is None:
-        for lang in KB_LANGS:
-            found += sorted((kb / lang).glob("*.md"))
-        found += [Path(e["path"]) for k, e in old_docs.items() if Path(k).is_absolute() and Path(e["path"]).is_file()]
-    else:
-        for p in map(Path, paths):
-            if p.is_dir():
-                found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED
-                                and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            elif p.is_file():
-                found.append(p)
-            else:
-                failed.append((str(p), "no such file or folder"))
-    sources = {doc_key(f, settings): f for f in found}
-    return sorted(sources.items()), failed
-
-
-def _file_hash(path: Path, settings: Settings) -> str | None:
-    try:
-        if path.stat().st_size > settings.max_file_bytes:
-            return None  # the loader reports the size; never read a huge file just to hash it
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:20]
-    except OSError:
-        return None
-
-
-def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=None, progress: bool = True):
+    Raises IngestError (EmbedderMismatch included) when nothing could be written; per-file problems are
+    reported in IngestReport.failed instead and never stop the run.
+    """
     started = time.monotonic()
     paths = list(paths) if paths else None
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
@@ -124,64 +90,73 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
             )
         params = chunking_params(settings)
         reuse = prev is not None and not rebuild and prev.manifest.get("chunking") == params
-        old_docs: dict = prev.manifest["docs"] if prev else {}
-        old_failed: dict = prev.manifest.get("failed", {}) if prev else {}
-        sources, failed = discover(settings, paths, old_docs)
-        report = IngestReport(failed=failed)
-        entries: dict[str, dict] = {}  # key -> manifest entry of the new generation
-        fresh: dict[str, tuple] = {}  # key -> (chunks, sentences) of added/changed documents
-        failures: dict[str, dict] = {}
-        loaded = []
-        for key, path in sources:
-            old, fhash = old_docs.get(key), _file_hash(path, settings)
-            if reuse and old and fhash and old["file_hash"] == fhash:
-                entries[key] = old
-                continue
-            if not rebuild and fhash and old_failed.get(key, {}).get("file_hash") == fhash:
-                failures[key] = old_failed[key]  # same broken bytes as last time: same reason, no re-parse
-                continue
-            try:
-                loaded.append((key, fhash, load_file(path, settings)))
-            except LoadError as exc:
-                failures[key] = {"path": str(path), "file_hash": fhash, "reason": exc.reason}
-        for key, fhash, doc in _unique_ids(loaded, entries, failures, settings):
-            old = old_docs.get(key)
-            if reuse and old and old["content_hash"] == doc.content_hash:
-                entries[key] = {**old, "file_hash": fhash}  # e.g. only `reviewed:` changed: nothing to re-index
-                continue
-            try:
-                chunks, sentences = chunk_document(doc, settings.chunk_size, settings.chunk_overlap_sentences)
-            except ValueError as exc:
-                failures[key] = {"path": doc.path, "file_hash": fhash, "reason": str(exc)}
-                continue
-            fresh[key] = (chunks, sentences)
-            entries[key] = {"path": str(Path(doc.path).resolve()), "file_hash": fhash, "content_hash": doc.content_hash,
-                            "doc_id": doc.id, "lang": doc.lang, "title": doc.title, "topic": doc.topic,
-                            "chunk_ids": [c.id for c in chunks], "sentence_ids": [s.id for s in sentences]}
-            report.changed += old is not None
-            report.added += old is None
-        for key, info in failures.items():
-            if key in old_docs and key not in entries:
-                entries[key] = old_docs[key]  # a broken edit must not silently drop a document that worked
-                info = {**info, "reason": info["reason"] + " (the previously indexed version is kept)"}
-            report.failed.append((info["path"], info["reason"]))
-        kept_untouched = [k for k in old_docs if k not in entries and paths is not None]
-        for key in kept_untouched:  # explicit paths add to the index; they never remove from it
-            entries[key] = old_docs[key]
-        report.removed = sum(1 for k in old_docs if k not in entries)
-        report.unchanged = sum(1 for k in entries if k not in fresh and k not in failures)
+        report, entries, fresh, failures = _diff(settings, prev, paths, rebuild, reuse)
+        report.timings["scan"] = time.monotonic() - started
 
-        if prev and not fresh and not report.removed and not rebuild and reuse \
-                and prev.meta.get("chroma") == store.chroma_target(settings):
+        if reuse and not fresh and not report.removed and prev.meta.get("chroma") == store.chroma_target(settings):
             # A killed run leaves a generation dir behind; only then pay for opening Chroma to clean up.
             if any(d.name != prev.gen for d in prev.dir.parent.iterdir()):
                 store.cleanup(settings, keep=prev.gen)
             return _finish(report, prev.meta, prev.gen, started, written=False)
         if not entries:
-            raise IngestError(f"nothing to index: no loadable documents under {settings.kb_dir}/{{ja,en}} "
-                              "or the given paths; the previous index (if any) is unchanged")
+            where = ", ".join(map(str, paths)) if paths else f"{settings.kb_dir}/ja, {settings.kb_dir}/en"
+            skipped = "".join(f"\n  {p}: {r}" for p, r in report.failed)
+            raise IngestError(f"nothing to index: no loadable document in {where}; the previous index (if any) "
+                              f"is unchanged{skipped}")
         meta = _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report)
         return _finish(report, meta, meta["generation"], started, written=True)
+
+
+def _diff(settings: Settings, prev, paths, rebuild: bool, reuse: bool):
+    """Compare the sources with the current manifest: which documents are unchanged (reused as they are),
+    new or changed (loaded and chunked now), removed, or broken."""
+    old_docs: dict = prev.manifest["docs"] if prev else {}
+    old_failed: dict = prev.manifest.get("failed", {}) if prev else {}
+    sources, failed = discover(settings, paths, old_docs)
+    report = IngestReport(failed=failed)
+    entries: dict[str, dict] = {}  # key -> manifest entry of the new generation
+    if paths is not None:  # explicit paths add to the index; they never remove from it
+        named = {k for k, _ in sources}
+        entries.update((k, e) for k, e in old_docs.items() if k not in named)
+    fresh: dict[str, tuple] = {}  # key -> (chunks, sentences) of added/changed documents
+    failures: dict[str, dict] = {}
+    loaded = []
+    for key, path in sources:
+        old, fhash = old_docs.get(key), file_hash(path, settings)
+        if reuse and old and fhash and old["file_hash"] == fhash:
+            entries[key] = old
+            continue
+        if not rebuild and fhash and old_failed.get(key, {}).get("file_hash") == fhash:
+            failures[key] = old_failed[key]  # same broken bytes as last time: same reason, no re-parse
+            continue
+        try:
+            loaded.append((key, fhash, load_file(path, settings)))
+        except LoadError as exc:
+            failures[key] = {"path": str(path), "file_hash": fhash, "reason": exc.reason}
+    for key, fhash, doc in _unique_ids(loaded, entries, failures, settings):
+        old = old_docs.get(key)
+        if reuse and old and old["content_hash"] == doc.content_hash:
+            entries[key] = {**old, "file_hash": fhash}  # e.g. only `reviewed:` changed: nothing to re-index
+            continue
+        try:
+            chunks, sentences = chunk_document(doc, settings.chunk_size, settings.chunk_overlap_sentences)
+        except ValueError as exc:
+            failures[key] = {"path": doc.path, "file_hash": fhash, "reason": str(exc)}
+            continue
+        fresh[key] = (chunks, sentences)
+        entries[key] = {"path": str(Path(doc.path).resolve()), "file_hash": fhash, "content_hash": doc.content_hash,
+                        "doc_id": doc.id, "lang": doc.lang, "title": doc.title, "topic": doc.topic,
+                        "chunk_ids": [c.id for c in chunks], "sentence_ids": [s.id for s in sentences]}
+        report.changed += old is not None
+        report.added += old is None
+    for key, info in failures.items():
+        if key in old_docs and key not in entries:
+            entries[key] = old_docs[key]  # a broken edit must not silently drop a document that worked
+            info = {**info, "reason": info["reason"] + " (the previously indexed version is kept)"}
+        report.failed.append((info["path"], info["reason"]))
+    report.removed = sum(1 for k in old_docs if k not in entries)
+    report.unchanged = sum(1 for k in entries if k not in fresh and k not in failures)
+    return report, entries, fresh, failures
 
 
 def _unique_ids(loaded, entries: dict, failures: dict, settings: Settings):
@@ -223,11 +198,13 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     missing = list(dict.fromkeys(t for t in texts if t not in cache))
     dim = int(prev.meta["dim"]) if prev and cache else None
     if missing:
+        t = time.monotonic()
         if embedder is None:
             from bpo_assistant.embeddings import make_embedder
 
             embedder = make_embedder(spec)
         cache.update(zip(missing, _embed(embedder, missing, progress)))
+        report.timings["embed"] = time.monotonic() - t
         dim = embedder.dim
     report.embedded = len(missing)
     vectors = np.stack([cache[t] for t in texts]).astype(np.float32)
@@ -248,7 +225,8 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
 
 
 def _embed(embedder, texts: list[str], progress: bool):
-    """Batches of similar length (less padding inside the model), results returned in the input order."""
+    """Batches of similar length (models that pad a batch, like sentence-transformers, waste less), results
+    returned in the input order."""
     import numpy as np
     from tqdm import tqdm
 
@@ -266,6 +244,8 @@ def _finish(report: IngestReport, meta: dict, gen: str, started: float, written:
     report.documents, report.chunks, report.sentences = meta["documents"], meta["chunks"], meta["sentences"]
     report.generation, report.written = gen, written
     report.seconds = time.monotonic() - started
+    if written:
+        report.timings["write"] = report.seconds - sum(report.timings.values())
     return report
 
 

@@ -62,10 +62,10 @@ def assistant(real_settings):
     return Assistant.from_settings(real_settings)
 
 
-@pytest.fixture(scope="session")
-def kb_copy(tmp_path_factory) -> Path:
+@pytest.fixture
+def kb_copy(tmp_path) -> Path:
     """A throw-away copy of kb/ for tests that edit it."""
-    dst = tmp_path_factory.mktemp("kbcopy") / "kb"
+    dst = tmp_path / "kb"
     shutil.copytree(REPO_ROOT / "kb", dst)
     return dst
 

@@ -83,8 +83,9 @@ def assert_consistent(settings) -> None:
         chunk = idx.chunks[cid]
         np.testing.assert_allclose(vec, fake.passages([embed_text(chunk)])[0], atol=1e-6)
         assert text == chunk.text
-        assert meta == {"doc_id": chunk.doc_id, "lang": chunk.lang, "topic": chunk.topic, "section_id": chunk.section_id,
-                        "title": chunk.title, "section_title": chunk.section_title, "ordinal": chunk.ordinal}
+        assert meta == {"doc_id": chunk.doc_id, "lang": chunk.lang, "topic": chunk.topic,
+                        "section_id": chunk.section_id, "title": chunk.title, "section_title": chunk.section_title,
+                        "ordinal": chunk.ordinal}
     assert len(os.listdir(settings.data_path("generations"))) == 1  # older generations are gone
     assert our_collections(settings) == [collection_name(settings, current_generation(settings))]
 
@@ -168,7 +169,7 @@ def test_broken_files_are_named_skipped_and_the_rest_indexed(fake_settings, caps
     assert f"{bad_yaml}: line 4: front matter is not valid YAML" in out
     assert f"{bad_bytes}: invalid UTF-8" in out
     assert "added 4" in out and "failed 2" in out
-    assert index_view(fake_settings)["doc_ids"] == {("ja", "itaku"), ("ja", "keiyaku"), ("ja", "shared"), ("en", "itaku")}
+    assert index_view(fake_settings)["doc_ids"] == set(DOCS)
     # still broken: still reported (exit 1), nothing re-written
     gen = current_generation(fake_settings)
     assert cli_ingest(fake_settings, [], quiet=True) == 1
@@ -256,6 +257,11 @@ def test_same_stem_in_two_folders_gets_distinct_ids(fake_settings, tmp_path):
     assert (report.added, report.documents, report.failed) == (2, 6, [])
     ids = {d for _, d in index_view(fake_settings)["doc_ids"]}
     assert "notes" in ids and any(d.startswith("notes-") for d in ids)
+    # nor may an outside file take the id of a kb document already indexed
+    (tmp_path / "itaku.txt").write_text("外部の委託メモです。\n", encoding="utf-8")
+    report = ingest(fake_settings, paths=[tmp_path / "itaku.txt"])
+    assert (report.added, report.documents) == (1, 7)
+    assert len([d for lang, d in index_view(fake_settings)["doc_ids"] if lang == "ja" and d.startswith("itaku")]) == 2
 
 
 def test_orphans_of_killed_runs_are_removed(fake_settings):
@@ -263,14 +269,16 @@ def test_orphans_of_killed_runs_are_removed(fake_settings):
     ingest(fake_settings)
     client = chroma_client(fake_settings)
     mine = str(fake_settings.data_dir.resolve())
-    client.create_collection("bpo_19990101T000000-dead00", metadata={"data_dir": mine})
-    client.create_collection("bpo_19990101T000000-other0", metadata={"data_dir": "/somewhere/else"})
+    orphan_name = collection_name(fake_settings, "19990101T000000-dead00")
+    foreign_name = collection_name(fake_settings, "19990101T000000-other0")
+    client.create_collection(orphan_name, metadata={"data_dir": mine})
+    client.create_collection(foreign_name, metadata={"data_dir": "/somewhere/else"})
     orphan = fake_settings.data_path("generations", "19990101T000000-dead00")
     orphan.mkdir()
     report = ingest(fake_settings)
     assert not report.written and not orphan.exists()
     names = our_collections(fake_settings)
-    assert "bpo_19990101T000000-dead00" not in names and "bpo_19990101T000000-other0" in names
+    assert orphan_name not in names and foreign_name in names
 
 
 def test_ensure_index_ingests_only_when_needed(fake_settings):
@@ -288,7 +296,8 @@ def test_status(fake_settings, capsys):
     report = ingest(fake_settings)
     info = status_info(fake_settings)
     assert info["healthy"] and info["documents_by_lang"] == {"ja": 3, "en": 1}
-    assert (info["chunks"], info["sentences"], info["generation"]) == (report.chunks, report.sentences, report.generation)
+    assert (info["chunks"], info["sentences"]) == (report.chunks, report.sentences)
+    assert info["generation"] == report.generation
     assert cli_status(fake_settings) == 0
     out = capsys.readouterr().out
     assert "fake:32 (dim 32)" in out and "4 (ja 3, en 1)" in out and "準委任" in out and "OK" in out
@@ -341,7 +350,17 @@ def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_whe
     # the next run completes and its counts are those of a clean ingest from scratch
     after = ingest(fake_settings)
     docs, _ = load_kb_docs(fake_settings.kb_dir)
-    records = [chunk_document(d, fake_settings.chunk_size, fake_settings.chunk_overlap_sentences) for d in docs.values()]
+    size, overlap = fake_settings.chunk_size, fake_settings.chunk_overlap_sentences
+    records = [chunk_document(d, size, overlap) for d in docs.values()]
     assert after.written and (after.added, after.unchanged, after.documents) == (20, 4, 24)
     assert (after.chunks, after.sentences) == (sum(len(c) for c, _ in records), sum(len(s) for _, s in records))
     assert_consistent(fake_settings)
+
+
+def test_nothing_loadable_is_a_fatal_error_that_names_the_files(fake_settings, tmp_path, capsys):
+    bad = tmp_path / "scan.txt"
+    bad.write_bytes(b"\x00\x01")
+    assert cli_ingest(fake_settings, [str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to index" in err and f"{bad}: binary content" in err
+    assert current_generation(fake_settings) is None

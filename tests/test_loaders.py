@@ -28,7 +28,8 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     bfchars = "\n".join(f"{len(entries[i:i + 100])} beginbfchar\n" + "\n".join(entries[i:i + 100]) + "\nendbfchar"
                         for i in range(0, len(entries), 100))
     cmap = ("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
-            "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n/CMapName /Adobe-Identity-UCS def\n"
+            "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+            "/CMapName /Adobe-Identity-UCS def\n"
             "/CMapType 2 def\n1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n" + bfchars
             + "\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n").encode()
 
@@ -39,9 +40,11 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         2: ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{10 + 2 * i} 0 R" for i in range(len(pages))),
                                                         len(pages))).encode(),
-        3: b"<< /Type /Font /Subtype /Type0 /BaseFont /T /Encoding /Identity-H /DescendantFonts [4 0 R] /ToUnicode 5 0 R >>",
-        4: b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /T /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity)"
-           b" /Supplement 0 >> /FontDescriptor 6 0 R /DW 1000 >>",
+        3: b"<< /Type /Font /Subtype /Type0 /BaseFont /T /Encoding /Identity-H /DescendantFonts [4 0 R]"
+           b" /ToUnicode 5 0 R >>",
+        4: b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /T"
+           b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>"
+           b" /FontDescriptor 6 0 R /DW 1000 >>",
         5: stream(cmap),
         6: b"<< /Type /FontDescriptor /FontName /T /Flags 4 /FontBBox [0 0 1000 1000] /ItalicAngle 0 /Ascent 1000"
            b" /Descent 0 /CapHeight 1000 /StemV 80 >>",
@@ -49,8 +52,8 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     for i, lines in enumerate(pages):
         ops = ["BT", "/F1 10 Tf", "12 TL", "50 800 Td"] + [
             f"<{''.join(f'{code[c]:04X}' for c in line)}> Tj T*" for line in lines] + ["ET"]
-        objs[10 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >>"
-                            f" /Contents {11 + 2 * i} 0 R >>").encode()
+        objs[10 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842]"
+                            f" /Resources << /Font << /F1 3 0 R >> >> /Contents {11 + 2 * i} 0 R >>").encode()
         objs[11 + 2 * i] = stream("\n".join(ops).encode())
     out, offsets = bytearray(b"%PDF-1.4\n"), {}
     for num in sorted(objs):
@@ -58,7 +61,8 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         out += b"%d 0 obj\n" % num + objs[num] + b"\nendobj\n"
     size, xref = max(objs) + 1, len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    out += b"".join((b"%010d 00000 n \n" % offsets[n]) if n in offsets else b"0000000000 65535 f \n" for n in range(1, size))
+    out += b"".join((b"%010d 00000 n \n" % offsets[n]) if n in offsets else b"0000000000 65535 f \n"
+                    for n in range(1, size))
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
     return bytes(out)
 
@@ -260,8 +264,8 @@ def test_bad_input_is_named_with_its_reason(settings, tmp_path, name, data, reas
 
 
 def test_broken_front_matter_reports_the_yaml_line(settings, tmp_path):
-    path = _write(tmp_path / "kb" / "ja" / "bad.md", "---\nid: x\ntitle: ok\nlang: ja\ntags: [a, b\n---\n\n## A {#a}\n\nx。\n"
-                  .encode())
+    text = "---\nid: x\ntitle: ok\nlang: ja\ntags: [a, b\n---\n\n## A {#a}\n\nx。\n"
+    path = _write(tmp_path / "kb" / "ja" / "bad.md", text.encode())
     with pytest.raises(LoadError) as info:
         load_file(path, settings)
     assert info.value.reason.startswith("line ") and "front matter is not valid YAML" in info.value.reason

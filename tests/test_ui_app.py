@@ -194,3 +194,34 @@ def test_serve_refuses_a_bad_auth_file(tmp_path, capsys):
     settings = make_settings(tmp_path / "data", auth_file=bad)
     assert serve(settings, port=_free_port()) == 2
     assert "auth file" in capsys.readouterr().err
+
+
+def test_login_and_no_file_serving(tmp_path):
+    import httpx
+
+    from bpo_assistant.feedback import FeedbackStore
+    from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.auth import make_async_verifier, make_line, parse_auth_file
+
+    users = tmp_path / "users.txt"
+    users.write_text(make_line("alice", "correct horse", iterations=20_000) + "\n")
+    settings = make_settings(tmp_path / "data", auth_file=users)
+    FeedbackStore(settings).add(question="q", answer="a", rating=1)
+    demo = build_app(FakeAssistant(), settings)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                auth=make_async_verifier(parse_auth_file(users)), **launch_kwargs(settings))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=20) as http:
+            assert http.get("/config").status_code in (401, 403)  # nothing before login
+            bad = http.post("/login", data={"username": "alice", "password": "wrong"})
+            assert bad.status_code >= 400 and not any(c.startswith("access-token") for c in http.cookies)
+            good = http.post("/login", data={"username": "alice", "password": "correct horse"})
+            assert good.status_code == 200 and good.json() == {"success": True}
+            assert http.get("/config").status_code == 200
+            db = settings.data_dir / "feedback.sqlite"
+            for path in (f"/gradio_api/file={db}", f"/file={db}", f"/gradio_api/file={users}"):
+                assert http.get(path).status_code in (403, 404), path
+    finally:
+        demo.close()

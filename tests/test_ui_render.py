@@ -116,6 +116,20 @@ def test_plain_answer_recovers_text():
         assert render.plain_answer(render.render_answer(a, "q", lookup)) == a.text.strip()
 
 
+def test_trailing_source_list_is_replaced_by_the_sources_block():
+    text = "BPOは経営手法です。 [1]\n対象は経理です。 [1]\n\n出典:\n- [1] BPOとは › BPOの定義"
+    a = answer(text=text)
+    out = render.render_answer(a, "q", lookup)
+    body = out.split(render.EXTRA_OPEN)[0]
+    assert "出典:" not in body and "[1]" in body and "<details" in out
+    assert render.plain_answer(out) == render.display_body(text) == "BPOは経営手法です。 [1]\n対象は経理です。 [1]"
+    en = "BPO is a method [1].\n\nSources:\n- [1] What is BPO › Definition\n- [2] X › Y\n"
+    assert render.display_body(en) == "BPO is a method [1]."
+    refusal = REFUSAL_JA + "\n\n次のトピックなら回答できます:\n- BPOとは何ですか？"
+    assert render.display_body(refusal) == refusal  # suggestion lists are not source lists
+    assert all("出典:" not in s for s in render.stream_answer(a, "q", lookup))
+
+
 def test_refusal_renders_plainly():
     a = Answer(text=REFUSAL_JA, refused=True, kind="refusal", lang="ja", suggestions=("BPOとは何ですか？",))
     out = render.render_answer(a, "天気は？", lookup)
@@ -129,6 +143,15 @@ def test_stream_pieces_cover_the_text():
     assert "".join(pieces) == text
     assert pieces[0] == "一文目です[1]。" and pieces[1] == "二文目です[2][3]。"
     assert len(pieces) >= 6
+
+
+def test_group_pieces_caps_the_number_of_updates():
+    pieces = [f"{i}。" for i in range(10)]
+    grouped = render.group_pieces(pieces, 4)
+    assert len(grouped) <= 4 and "".join(grouped) == "".join(pieces)
+    assert render.group_pieces(pieces[:3], 4) == pieces[:3]
+    long = answer(text="".join(f"文{i}です[1]。" for i in range(30)))
+    assert len(list(render.stream_answer(long, "q", lookup, max_steps=4))) <= 4
 
 
 def test_stream_answer_grows_and_ends_with_full_render():

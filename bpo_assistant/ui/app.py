@@ -37,6 +37,11 @@ CSS = """
 #bpo-header h1 { margin: 0; font-size: 1.4rem; }
 """
 
+# Questions answered at once. Each answer is ~20 ms of embedding (C, releases the GIL) plus ~20-30 ms of Python
+# (retrieval, Gradio) under the GIL, so two cores saturate with a few in flight; more only adds contention.
+# Override with BPO_CHAT_CONCURRENCY. Other events (feedback, tabs) run unqueued or at the queue default.
+CHAT_CONCURRENCY = 4
+
 _HEADER = "<h1>{title}</h1><p>{subtitle}</p>"
 
 
@@ -65,6 +70,21 @@ def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
     )
 
 
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _quiet_gradio_queue() -> None:
+    """Gradio's queue rebuilds a pandas summary of up to 10,000 past events after every event, for the monitoring
+    dashboard, which this app disables. That per-question cost grows with traffic, so recompute it practically
+    never and keep a short event record. Read when the queue is created (build_app calls demo.queue())."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+
+
 def _status(assistant, settings: Settings, lang: str) -> str:
     from .onboarding import render_status, stale_count
 
@@ -82,7 +102,7 @@ def _status(assistant, settings: Settings, lang: str) -> str:
     return render_status(info if isinstance(info, dict) else None, stale, lang, error)
 
 
-def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: int | None = 8,
+def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: int | None = None,
               stream_delay: float = 0.0) -> Any:
     """The gr.Blocks app. `store` defaults to a FeedbackStore under settings.data_dir."""
     import gradio as gr
@@ -95,6 +115,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
     from .render import md_inert
 
     store = store if store is not None else FeedbackStore(settings)
+    concurrency_limit = concurrency_limit or CHAT_CONCURRENCY
     service = ChatService(assistant, store, stream_delay=stream_delay)
 
     def curated(lang: str, query: str = "") -> str:
@@ -222,6 +243,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
              kb_refresh],
             show_progress="hidden",
         )
+    _quiet_gradio_queue()
     demo.queue(default_concurrency_limit=4, max_size=512)
     demo.bpo_service = service  # for tests
     return demo
@@ -230,12 +252,16 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     """`bpo-assistant chat`: serve the app until interrupted. Returns the exit code."""
     set_offline_env()
+    # One OpenMP thread per query embedding: the server gets its parallelism from answering several questions at
+    # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would
+    # oversubscribe two cores (measured: 19 ms vs 31 ms wall per query). Must be set before the engine loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     auth = None
     if settings.auth_file:
-        from .auth import AuthFileError, make_verifier, parse_auth_file
+        from .auth import AuthFileError, make_async_verifier, parse_auth_file
 
         try:
-            auth = make_verifier(parse_auth_file(settings.auth_file))
+            auth = make_async_verifier(parse_auth_file(settings.auth_file))
         except (OSError, AuthFileError) as exc:
             print(f"auth file unusable, not starting: {exc}", file=sys.stderr)
             return 2
@@ -248,7 +274,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
 
     ensure_index(settings)
     assistant = Assistant.from_settings(settings)
-    demo = build_app(assistant, settings)
+    demo = build_app(assistant, settings, concurrency_limit=_env_int("BPO_CHAT_CONCURRENCY", CHAT_CONCURRENCY))
     print(f"BPO assistant on http://{host}:{port}", file=sys.stderr)
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, auth_message=t("ja", "title") if auth else None,

@@ -12,6 +12,7 @@ and point BPO_AUTH_FILE at the file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import hashlib
@@ -96,6 +97,22 @@ def make_verifier(users: dict[str, str]) -> Callable[[str, str], bool]:
         return bool(encoded) and ok
 
     return verify
+
+
+def make_async_verifier(users: dict[str, str], parallel: int = 2):
+    """The verifier as a coroutine for Gradio's login route: PBKDF2 runs in a worker thread (hashlib releases the
+    GIL), so a login never stalls the server's event loop, and at most `parallel` checks run at once."""
+    verify = make_verifier(users)
+    gate: asyncio.Semaphore | None = None
+
+    async def verify_async(username: str, password: str) -> bool:
+        nonlocal gate
+        if gate is None:
+            gate = asyncio.Semaphore(parallel)
+        async with gate:
+            return await asyncio.to_thread(verify, username, password)
+
+    return verify_async
 
 
 def main(argv: list[str] | None = None) -> int:

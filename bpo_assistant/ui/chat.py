@@ -17,7 +17,7 @@ import gradio as gr
 from bpo_assistant.types import Answer
 
 from .labels import lang_of, t
-from .render import escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
+from .render import display_body, escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ class SafeChatbot(gr.Chatbot):
 class ChatService:
     """Holds the assistant and the feedback store; its methods are the chat's event handlers."""
 
-    def __init__(self, assistant, store=None, stream_delay: float = 0.0, serialize: bool = False) -> None:
+    def __init__(self, assistant, store=None, stream_delay: float = 0.0, serialize: bool = False,
+                 stream_steps: int = 4) -> None:
         self.assistant = assistant
+        self.stream_steps = stream_steps
         self.store = store
         self.stream_delay = stream_delay
         # Optional global lock around ask(), for assistants whose components are not thread-safe.
@@ -87,7 +89,7 @@ class ChatService:
         return text
 
     def stream(self, message: str, answer: Answer) -> Iterator[str | dict]:
-        pieces = list(stream_answer(answer, message, self.section))
+        pieces = list(stream_answer(answer, message, self.section, self.stream_steps))
         for i, piece in enumerate(pieces):
             if i == len(pieces) - 1:
                 yield self._final(answer, piece)
@@ -130,7 +132,7 @@ class ChatService:
             return rec
         msg = chat[index]
         shown = plain_answer(message_text(msg.get("content") if isinstance(msg, dict) else ""))
-        if rec is not None and (not shown or rec["answer"].strip() == shown):
+        if rec is not None and (not shown or shown in (rec["answer"].strip(), display_body(rec["answer"]).strip())):
             return rec
         question, prior = "", []
         for j in range(index - 1, -1, -1):

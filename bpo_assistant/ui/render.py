@@ -23,6 +23,8 @@ BADGES_OPEN = '<div class="bpo-badges">'
 EXTRA_OPEN = '<div class="bpo-extra">'
 _BULLET = re.compile(r"^\s*(?:[-*・•]|\d+[.)])\s+")
 # A stream piece ends after a sentence end, a line break, or an English ". "; trailing [n] markers stay with it.
+# The assistant ends cited answers with a plain "出典:/Sources:" list; the UI shows its own sources block instead.
+_SOURCE_LIST = re.compile(r"\n*[ \t]*(?:出典|Sources)[:：][ \t]*\n(?:[ \t]*[-*][ \t]*\[\d+\][^\n]*(?:\n|$))+\s*$")
 _PIECE = re.compile(r"[^。！？\n]*?(?:[。！？]|[.!?](?=\s)|\n|$)(?:\s*\[\d+\])*", re.S)
 
 
@@ -43,6 +45,11 @@ def md_inert(text: str) -> str:
 def md_inert_keep_quotes(text: str) -> str:
     """md_inert but keeps a leading '>' (Markdown block quote) working."""
     return re.sub(r"(?m)^&gt;", ">", md_inert(text))
+
+
+def display_body(text: str) -> str:
+    """The answer text as shown: without the trailing plain source list (the sources block replaces it)."""
+    return _SOURCE_LIST.sub("", text or "").rstrip()
 
 
 def plain_answer(content: str) -> str:
@@ -147,7 +154,7 @@ def render_sources(citations: Iterable[Citation], lang: str, lookup: SectionLook
 def render_answer(answer: Answer, question: str, lookup: SectionLookup | None = None) -> str:
     """The full chat message: badges, the Markdown answer with its [n] markers, then the extras block."""
     head = render_badges(answer)
-    body = md_inert_keep_quotes(answer.text)
+    body = md_inert_keep_quotes(display_body(answer.text) if answer.citations else answer.text)
     extras = render_query(answer, question) + render_notice(answer) + render_sources(
         answer.citations, answer.lang, lookup
     )
@@ -161,11 +168,24 @@ def stream_pieces(text: str) -> list[str]:
     return pieces or [text or ""]
 
 
-def stream_answer(answer: Answer, question: str, lookup: SectionLookup | None = None) -> Iterator[str]:
-    """Progressive renderings: badges + growing answer text, then the final message with its sources."""
+def group_pieces(pieces: list[str], max_steps: int) -> list[str]:
+    """Join consecutive pieces so there are at most max_steps of them (order and text kept)."""
+    if max_steps < 1 or len(pieces) <= max_steps:
+        return pieces
+    size = -(-len(pieces) // max_steps)
+    return ["".join(pieces[i:i + size]) for i in range(0, len(pieces), size)]
+
+
+def stream_answer(answer: Answer, question: str, lookup: SectionLookup | None = None,
+                  max_steps: int = 4) -> Iterator[str]:
+    """Progressive renderings: badges + growing answer text, then the final message with its sources.
+
+    At most `max_steps` renderings: sentences are grouped so that a long answer or a table costs the server a few
+    streamed updates, not one per sentence.
+    """
     head = render_badges(answer)
     shown = ""
-    pieces = stream_pieces(answer.text)
+    pieces = group_pieces(stream_pieces(display_body(answer.text) if answer.citations else answer.text), max_steps)
     for piece in pieces[:-1]:
         shown += piece
         body = md_inert_keep_quotes(shown)
