@@ -89,7 +89,8 @@ class Assistant:
             text, citations = compare.render(*picked, lang, self.section, self.settings.max_answer_chars)
             return Answer(text, (), citations, standalone_query=query, lang=lang, kind="comparison", notice=notice,
                           retrieved=retrieved + self._chunk_ids(citations), timings=t.done("compose"))
-        if match := self.matcher.match(qvec, lang):
+        match = self.matcher.match(qvec, lang)
+        if match and gate.asks_for_missing_type(query, match[0].answer) is None:
             return self._curated_answer(match[0], query, notice, retrieved, t)
         picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
         top_dense = max((h.dense for h in hits), default=0.0)

@@ -56,18 +56,25 @@ def check(question: str, top_dense: float, evidence: list[str], vocab: dict, set
         return GateResult(False, f"weak dense match {top_dense:.3f}", top_dense, share)
     if share < settings.min_keyword_overlap:
         return GateResult(False, f"question words unknown to the kb ({share:.2f})", top_dense, share)
-    joined = " ".join(evidence)
-    if _ASKS_MONEY.search(question) and not _MONEY.search(joined):
-        return GateResult(False, "asks for a price, wage or market size the kb does not state", top_dense, share)
-    if _ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", joined):
-        return GateResult(False, "asks for a percentage the kb does not state", top_dense, share)
-    if _ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", joined):
-        return GateResult(False, "asks for a number of years the kb does not state", top_dense, share)
-    years = set(m.group(0) for m in _YEAR.finditer(question))
-    if years and not all(y in joined for y in years):
-        return GateResult(False, "asks about a year the kb does not cover", top_dense, share)
-    if _ASKS_NAMES.search(question):
-        return GateResult(False, "asks for company names or rankings the kb does not hold", top_dense, share)
-    if _ASKS_LAW.search(question):
-        return GateResult(False, "asks for a legal article the kb does not hold", top_dense, share)
+    reason = asks_for_missing_type(question, " ".join(evidence))
+    if reason:
+        return GateResult(False, reason, top_dense, share)
     return GateResult(True, "ok", top_dense, share)
+
+
+def asks_for_missing_type(question: str, evidence: str) -> str | None:
+    """Why the evidence cannot answer what kind of thing the question asks for, or None when it can."""
+    if _ASKS_MONEY.search(question) and not _MONEY.search(evidence):
+        return "asks for a price, wage or market size the kb does not state"
+    if _ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", evidence):
+        return "asks for a percentage the kb does not state"
+    if _ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", evidence):
+        return "asks for a number of years the kb does not state"
+    years = {m.group(0) for m in _YEAR.finditer(question)}
+    if years and not all(y in evidence for y in years):
+        return "asks about a year the kb does not cover"
+    if _ASKS_NAMES.search(question):
+        return "asks for company names or rankings the kb does not hold"
+    if _ASKS_LAW.search(question):
+        return "asks for a legal article the kb does not hold"
+    return None

@@ -174,7 +174,8 @@ def test_app_serves_chat_api(tmp_path):
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(settings))
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False, analytics_enabled=False)
+        assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/chat"}
         first = client.predict("BPOとは何ですか？", api_name="/chat")
         assert "[1]" in str(first) and "bpo-sources" in str(first)
         second = client.predict("メリットは？", api_name="/chat")
@@ -225,3 +226,13 @@ def test_login_and_no_file_serving(tmp_path):
                 assert http.get(path).status_code in (403, 404), path
     finally:
         demo.close()
+
+
+def test_assistant_failure_becomes_a_message():
+    class Broken(FakeAssistant):
+        def ask(self, question, history=()):
+            raise RuntimeError("index gone")
+
+    steps = list(ChatService(Broken()).respond("BPOとは？", []))
+    assert steps[-1].startswith("申し訳ありません。回答の作成中にエラー")
+    assert list(ChatService(Broken()).respond("What is BPO?", []))[-1].startswith("Sorry, something went wrong")

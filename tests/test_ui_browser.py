@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from bpo_assistant.guard import REFUSAL_JA
 from bpo_assistant.settings import OFFLINE_ENV
 
 for _k, _v in OFFLINE_ENV.items():
@@ -117,6 +118,7 @@ def ask(pg, question: str):
 
 
 def test_japanese_question_shows_cited_answer_and_sources(page, shots):
+    page.screenshot(path=str(shots / "00-start.png"), full_page=True)
     answer = ask(page, "BPOとは何ですか？")
     text = answer.inner_text()
     assert "[1]" in text, text
@@ -171,6 +173,32 @@ def test_dislike_with_reason_is_stored(page, shots, real_settings):
     page.screenshot(path=str(shots / "04-dislike-saved.png"), full_page=True)
 
 
+def test_example_question_is_sent_on_click(page, shots):
+    before = bot_messages(page).count()
+    page.locator("#bpo-chatbot").get_by_text("BPOとITOの違いは？", exact=True).click()
+    page.wait_for_function("n => document.querySelectorAll(\"#bpo-chatbot [data-testid='bot']\").length > n",
+                           arg=before)
+    page.wait_for_selector("#bpo-input textarea:not([disabled])")
+    assert bot_messages(page).last.locator("table").count() == 1  # the comparison answer is a table
+    page.screenshot(path=str(shots / "05-example-comparison.png"), full_page=True)
+
+
+def test_refusal_offers_clickable_suggestions(page, shots, assistant):
+    refusal = ask(page, "今日の天気は？")
+    assert REFUSAL_JA in refusal.inner_text()
+    suggestions = assistant.ask("今日の天気は？", []).suggestions
+    options = page.locator("#bpo-chatbot .options button.option")
+    assert options.count() == len(suggestions[:6])
+    page.screenshot(path=str(shots / "06-refusal-suggestions.png"), full_page=True)
+    if suggestions:  # a suggestion is sent as the next question
+        n = bot_messages(page).count()
+        options.first.click()
+        page.wait_for_function("n => document.querySelectorAll(\"#bpo-chatbot [data-testid='bot']\").length > n",
+                               arg=n)
+        page.wait_for_selector("#bpo-input textarea:not([disabled])")
+        assert page.locator("#bpo-chatbot [data-testid='user']").last.inner_text().strip() == suggestions[0]
+
+
 def test_xss_payload_is_inert_text(page, shots):
     ask(page, XSS)
     assert page.evaluate("typeof window.__xss") == "undefined"
@@ -180,7 +208,7 @@ def test_xss_payload_is_inert_text(page, shots):
     assert page.locator("#bpo-chatbot img[src='x']").count() == 0
     page.wait_for_timeout(500)
     assert page.evaluate("typeof window.__xss") == "undefined"
-    page.screenshot(path=str(shots / "05-xss-inert.png"), full_page=True)
+    page.screenshot(path=str(shots / "07-xss-inert.png"), full_page=True)
 
 
 def test_onboarding_tab_shows_curated_answers(page, shots, assistant):
@@ -189,18 +217,27 @@ def test_onboarding_tab_shows_curated_answers(page, shots, assistant):
     listing.wait_for(state="visible")
     ja = [c for c in assistant.curated_answers() if c.lang == "ja"]
     assert ja, "the kb has no Japanese curated answers"
-    headings = [h.strip() for h in listing.locator("h4").all_inner_texts()]
-    assert ja[0].questions[0].strip() in headings, headings[:5]
-    assert listing.locator(".bpo-verified").count() >= 1
-    card_sources = listing.locator("details.bpo-sources").first
+    cards = listing.locator("details.bpo-card")
+    assert cards.count() == len(ja)
+    questions = [q.strip() for q in listing.locator(".bpo-card-q").all_inner_texts()]
+    assert ja[0].questions[0].strip() in questions, questions[:5]
+    card = cards.first
+    card.locator("summary").first.click()  # open the first card and read its answer
+    assert card.locator(".bpo-verified").count() >= 1
+    body = card.inner_text()
+    assert "[1]" in body and len(body) > 40, body
+    card_sources = card.locator("details.bpo-sources")
     card_sources.locator("summary").click()
     assert card_sources.locator(".bpo-source-title").first.inner_text().startswith("[1] ")
     assert page.locator("#bpo-onb-comparison table").count() >= 1
-    page.screenshot(path=str(shots / "06-onboarding.png"), full_page=True)
+    page.screenshot(path=str(shots / "08-onboarding.png"), full_page=True)
     # the search box filters the list
-    page.locator("#bpo-onb-search textarea, #bpo-onb-search input").first.fill(ja[0].questions[0][:6])
-    page.wait_for_timeout(1000)
-    assert listing.locator("h4").count() >= 1
+    page.locator("#bpo-onb-search textarea, #bpo-onb-search input").first.fill(ja[0].questions[0])
+    page.wait_for_function("n => document.querySelectorAll('#bpo-onb-list details.bpo-card').length < n",
+                           arg=len(ja))
+    assert 1 <= cards.count() < len(ja)
+    assert listing.locator("details.bpo-card[open]").count() == cards.count()  # matches open while searching
+    page.screenshot(path=str(shots / "08b-onboarding-search.png"), full_page=True)
 
 
 def test_ui_language_switch_and_knowledge_tab(page, shots):
@@ -211,4 +248,4 @@ def test_ui_language_switch_and_knowledge_tab(page, shots):
     view.locator("h2").first.wait_for()
     assert view.locator("h3").count() >= 1
     assert page.locator("#bpo-kb-status table").count() == 1
-    page.screenshot(path=str(shots / "07-knowledge-en.png"), full_page=True)
+    page.screenshot(path=str(shots / "09-knowledge-en.png"), full_page=True)

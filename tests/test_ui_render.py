@@ -218,11 +218,24 @@ def test_curated_search_and_render():
     assert onboarding.group_curated(CURATED, "ja", "ｂｐｏ って")[0][1][0].id == "ov"  # NFKC + all terms
     md = onboarding.render_curated(CURATED, "ja", "", lookup)
     assert md.index("### 概要") < md.index("### 比較") < md.index("### 契約") < md.index("### DX")
-    assert "#### BPOとは何ですか？" in md and "質問例: BPOって何？" in md
+    assert '<span class="bpo-card-q">BPOとは何ですか？</span>' in md and "質問例: BPOって何？" in md
     assert md.count("確認済み") == 5 and md.count("bpo-stale") == 1
-    assert md.count("<details") == 5 and "<mark>" in md and "What is BPO?" not in md
+    assert md.count('<details class="bpo-card"') == 5 and md.count('<details class="bpo-sources"') == 5
+    assert "<mark>" in md and "What is BPO?" not in md
+    assert " open " not in md  # cards start closed ...
+    assert md.count('<details class="bpo-card" open') == 1 == onboarding.render_curated(CURATED, "ja", "請負").count(
+        '<details class="bpo-card" open')  # ... and open while searching
+    # the answer Markdown sits between blank lines, so it renders as Markdown inside the card
+    assert "\n\nBPOはノンコア業務を任せる手法です[1]。\n\n" in md
     assert "該当する確認済み回答はありません" in onboarding.render_curated(CURATED, "ja", "存在しない語")
     assert onboarding.stale_count(CURATED) == 1
+
+
+def test_definitions_come_first_within_a_topic():
+    items = [Cur("b", "ja", "overview", ["BPOのメリットは？"], "x"), Cur("a", "ja", "overview", ["BPOとは？"], "y"),
+             Cur("c", "ja", "overview", ["オフショアとは？"], "z")]
+    md = onboarding.render_curated(items, "ja")
+    assert md.index('data-id="a"') < md.index('data-id="c"') < md.index('data-id="b"')
 
 
 def test_curated_render_escapes():

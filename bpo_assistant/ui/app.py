@@ -16,73 +16,13 @@ from typing import Any
 from bpo_assistant.settings import Settings, set_offline_env
 
 from .labels import EXAMPLES, t
+from .serving import CHAT_CONCURRENCY, env_int, launch_kwargs, quiet_gradio_queue
+
+__all__ = ["build_app", "launch_kwargs", "serve"]
 
 log = logging.getLogger(__name__)
 
-FONT = ["Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", "Meiryo", "system-ui", "sans-serif"]
-FONT_MONO = ["Noto Sans Mono CJK JP", "DejaVu Sans Mono", "ui-monospace", "monospace"]
-
-CSS = """
-.bpo-badges { margin-bottom: .25rem; }
-.bpo-badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .85em; font-weight: 600; }
-.bpo-verified { background: #dcfce7; color: #166534; border: 1px solid #86efac; }
-.bpo-stale { background: #fef3c7; color: #92400e; border: 1px solid #fcd34d; }
-.bpo-query, .bpo-notice, .bpo-qs, .bpo-doc-meta { font-size: .85em; opacity: .85; margin: .35rem 0; }
-.bpo-sources { margin-top: .5rem; border-top: 1px solid var(--border-color-primary); padding-top: .35rem; }
-.bpo-sources summary { cursor: pointer; font-weight: 600; }
-.bpo-source { margin: .5rem 0; }
-.bpo-source-title { font-weight: 600; font-size: .9em; }
-.bpo-source-text { font-size: .85em; padding-left: .75rem; border-left: 3px solid var(--border-color-primary); }
-.bpo-source-text mark { background: #fde68a; color: inherit; padding: 0 .1em; }
-#bpo-header h1 { margin: 0; font-size: 1.4rem; }
-"""
-
-# Questions answered at once. Each answer is ~20 ms of embedding (C, releases the GIL) plus ~20-30 ms of Python
-# (retrieval, Gradio) under the GIL, so two cores saturate with a few in flight; more only adds contention.
-# Override with BPO_CHAT_CONCURRENCY. Other events (feedback, tabs) run unqueued or at the queue default.
-CHAT_CONCURRENCY = 4
-
 _HEADER = "<h1>{title}</h1><p>{subtitle}</p>"
-
-
-def make_theme():
-    import gradio as gr
-
-    # Plain font names: a local/system stack, never gr.themes.GoogleFont (no request leaves the machine).
-    return gr.themes.Default(font=FONT, font_mono=FONT_MONO)
-
-
-def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
-    blocked = [str(settings.data_dir)] if settings is not None else []
-    return dict(
-        theme=make_theme(),
-        css=CSS,
-        footer_links=["api", "settings"],
-        run_history=False,  # no questions kept in the browser's storage
-        pwa=False,
-        mcp_server=False,
-        ssr_mode=False,
-        enable_monitoring=False,
-        show_error=False,
-        strict_cors=True,
-        blocked_paths=blocked or None,
-        quiet=True,
-    )
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
-def _quiet_gradio_queue() -> None:
-    """Gradio's queue rebuilds a pandas summary of up to 10,000 past events after every event, for the monitoring
-    dashboard, which this app disables. That per-question cost grows with traffic, so recompute it practically
-    never and keep a short event record. Read when the queue is created (build_app calls demo.queue())."""
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
-    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
 
 def _status(assistant, settings: Settings, lang: str) -> str:
@@ -204,19 +144,19 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 kb_status = gr.Markdown(_status(assistant, settings, lang0), elem_id="bpo-kb-status")
                 kb_refresh = gr.Button(t(lang0, "kb_refresh"), size="sm")
 
-        # feedback
+        # UI-only events: usable by the page, hidden from the API page and from API clients ("/chat" is the API)
+        ui = dict(api_visibility="private", show_progress="hidden")
         chatbot.like(service.on_like, [chatbot, records, rows], [rows, pending, fb_panel, fb_reason, fb_comment],
-                     queue=False, show_progress="hidden")
+                     queue=False, **ui)
         chatbot.clear(lambda: ({}, {}, None, gr.update(visible=False)), None, [records, rows, pending, fb_panel],
-                      queue=False)
-        fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False)
-        fb_close.click(lambda: (None, gr.update(visible=False)), None, [pending, fb_panel], queue=False)
-
-        # onboarding search, knowledge document, status
+                      queue=False, **ui)
+        fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False,
+                      **ui)
+        fb_close.click(lambda: (None, gr.update(visible=False)), None, [pending, fb_panel], queue=False, **ui)
         onb_search.change(lambda q, lang: curated(lang_of(lang), q), [onb_search, ui_lang], onb_list,
-                          show_progress="hidden", trigger_mode="always_last")
-        kb_doc.change(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, show_progress="hidden")
-        kb_refresh.click(lambda lang: _status(assistant, settings, lang_of(lang)), [ui_lang], kb_status)
+                          trigger_mode="always_last", **ui)
+        kb_doc.change(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, **ui)
+        kb_refresh.click(lambda lang: _status(assistant, settings, lang_of(lang)), [ui_lang], kb_status, **ui)
 
         def switch(lang_value: str, query: str):
             lang = lang_of(lang_value)
@@ -241,9 +181,9 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
             [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, fb_title, fb_reason, fb_comment, fb_send, fb_close,
              onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
              kb_refresh],
-            show_progress="hidden",
+            **ui,
         )
-    _quiet_gradio_queue()
+    quiet_gradio_queue()
     demo.queue(default_concurrency_limit=4, max_size=512)
     demo.bpo_service = service  # for tests
     return demo
@@ -274,7 +214,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
 
     ensure_index(settings)
     assistant = Assistant.from_settings(settings)
-    demo = build_app(assistant, settings, concurrency_limit=_env_int("BPO_CHAT_CONCURRENCY", CHAT_CONCURRENCY))
+    demo = build_app(assistant, settings, concurrency_limit=env_int("BPO_CHAT_CONCURRENCY", CHAT_CONCURRENCY))
     print(f"BPO assistant on http://{host}:{port}", file=sys.stderr)
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, auth_message=t("ja", "title") if auth else None,

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import gradio as gr
 
+from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer
 
 from .labels import lang_of, t
@@ -22,6 +23,10 @@ from .render import display_body, escape_user_text, history_for_assistant, messa
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 200  # answers remembered per browser session for feedback
+ERROR_TEXT = {
+    "ja": "申し訳ありません。回答の作成中にエラーが発生しました。時間をおいて再度お試しください。",
+    "en": "Sorry, something went wrong while preparing the answer. Please try again later.",
+}
 
 
 class SafeChatbot(gr.Chatbot):
@@ -76,11 +81,17 @@ class ChatService:
 
     # -- answering ---------------------------------------------------------------------------------------------
     def ask(self, message: str, history: Sequence[dict] | None) -> Answer:
+        """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace."""
         turns = history_for_assistant(history)
-        if self._lock is None:
-            return self.assistant.ask(message or "", turns)
-        with self._lock:
-            return self.assistant.ask(message or "", turns)
+        try:
+            if self._lock is None:
+                return self.assistant.ask(message or "", turns)
+            with self._lock:
+                return self.assistant.ask(message or "", turns)
+        except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
+            log.exception("assistant.ask failed")
+            lang = detect_lang(message or "")
+            return Answer(ERROR_TEXT[lang], refused=True, lang=lang, kind="error")
 
     def _final(self, answer: Answer, text: str) -> str | dict:
         if answer.refused and answer.suggestions:
@@ -143,8 +154,6 @@ class ChatService:
                 break
         if not question and not shown:
             return rec
-        from bpo_assistant.text import detect_lang
-
         return {"question": question, "answer": shown, "citations": [], "standalone_query": "",
                 "lang": detect_lang(question or shown), "kind": "", "refused": False, "history": prior}
 

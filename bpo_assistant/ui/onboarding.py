@@ -40,31 +40,43 @@ def group_curated(items: Iterable, lang: str, query: str = "") -> list[tuple[str
     return sorted(groups.items(), key=lambda kv: topic_rank(kv[0]))
 
 
-def render_curated_item(item, lang: str, lookup: SectionLookup | None = None) -> str:
+def render_curated_item(item, lang: str, lookup: SectionLookup | None = None, open_: bool = False) -> str:
+    """One vetted answer as a collapsible card: the question and badges as its summary, then the answer
+    (Markdown), the other phrasings of the question and the sources block."""
     questions = list(getattr(item, "questions", ()) or [])
     head = questions[0] if questions else getattr(item, "id", "")
     badges = f'<span class="bpo-badge bpo-verified">✔ {esc(t(lang, "verified"))}</span>'
     if getattr(item, "stale", False):
         badges += f' <span class="bpo-badge bpo-stale">⚠ {esc(t(lang, "stale"))}</span>'
-    parts = [f"#### {md_inert(head)}", f'<div class="bpo-badges">{badges}</div>', "",
-             md_inert_keep_quotes(getattr(item, "answer", "")), ""]
+    summary = f'<summary><span class="bpo-card-q">{esc(head)}</span> {badges}</summary>'
     extra = ""
     if len(questions) > 1:
         extra += f'<div class="bpo-qs">{esc(t(lang, "questions"))}: {esc(" / ".join(questions[1:]))}</div>'
     extra += render_sources(getattr(item, "citations", ()) or (), lang, lookup)
-    if extra:
-        parts += [f'<div class="bpo-extra">{extra}</div>', ""]
-    return "\n".join(parts)
+    # Blank lines around the answer let the Markdown inside the <details> block render as Markdown.
+    return "\n".join([
+        f'<details class="bpo-card"{" open" if open_ else ""} data-id="{esc(getattr(item, "id", ""))}">{summary}', "",
+        md_inert_keep_quotes(getattr(item, "answer", "")), "",
+        f'<div class="bpo-extra">{extra}</div></details>', "",
+    ])
+
+
+def _definition_first(item) -> int:
+    """Within a topic, "what is X?" comes before the details."""
+    q = normalize((list(getattr(item, "questions", ()) or [""])[0])).lower()
+    return 0 if ("とは" in q or q.startswith("what is") or q.startswith("what are")) else 1
 
 
 def render_curated(items: Iterable, lang: str, query: str = "", lookup: SectionLookup | None = None) -> str:
+    """Cards grouped by topic in learning order; while searching, the matching cards are open."""
     groups = group_curated(items, lang, query)
     if not groups:
         return f"_{md_inert(t(lang, 'onb_none'))}_"
     out = []
     for topic, answers in groups:
         out.append(f"### {md_inert(topic_name(topic, lang))} ({len(answers)})\n")
-        out.extend(render_curated_item(a, lang, lookup) for a in answers)
+        out.extend(render_curated_item(a, lang, lookup, open_=bool(query.strip()))
+                   for a in sorted(answers, key=_definition_first))
     return "\n".join(out)
 
 
@@ -99,6 +111,7 @@ def render_status(info: dict | None, stale: int, lang: str, error: str = "") -> 
     rows = [("stale curated answers" if lang == "en" else "要再確認の確認済み回答", stale)]
     for key, value in (info or {}).items():
         rows.append((str(key), value))
-    table = ["| | |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
+    head = "| Item | Value |" if lang == "en" else "| 項目 | 値 |"
+    table = [head, "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
     note = f"\n\n_{md_inert(error)}_" if error else ""
     return "\n".join(table) + note

@@ -1,0 +1,77 @@
+"""How the app is served: theme (local CJK font stack), CSS, launch options and queue tuning.
+
+Shared by serve(), the tests and benchmarks/load.py so every launch looks and behaves the same.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bpo_assistant.settings import Settings
+
+FONT = ["Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", "Meiryo", "system-ui", "sans-serif"]
+FONT_MONO = ["Noto Sans Mono CJK JP", "DejaVu Sans Mono", "ui-monospace", "monospace"]
+
+CSS = """
+.bpo-badges { margin-bottom: .25rem; }
+.bpo-badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .85em; font-weight: 600; }
+.bpo-verified { background: #dcfce7; color: #166534; border: 1px solid #86efac; }
+.bpo-stale { background: #fef3c7; color: #92400e; border: 1px solid #fcd34d; }
+.bpo-query, .bpo-notice, .bpo-qs, .bpo-doc-meta { font-size: .85em; opacity: .85; margin: .35rem 0; }
+.bpo-sources { margin-top: .5rem; border-top: 1px solid var(--border-color-primary); padding-top: .35rem; }
+.bpo-sources summary { cursor: pointer; font-weight: 600; }
+.bpo-source { margin: .5rem 0; }
+.bpo-source-title { font-weight: 600; font-size: .9em; }
+.bpo-source-text { font-size: .85em; padding-left: .75rem; border-left: 3px solid var(--border-color-primary); }
+.bpo-source-text mark { background: #fde68a; color: inherit; padding: 0 .1em; }
+.bpo-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .4rem .75rem;
+  margin: .4rem 0; }
+.bpo-card > summary { cursor: pointer; font-weight: 600; }
+.bpo-card-q { margin-right: .4rem; }
+#bpo-header h1 { margin: 0; font-size: 1.4rem; }
+"""
+
+# Questions answered at once. Each answer is ~20 ms of embedding (C, releases the GIL) plus ~20-30 ms of Python
+# (retrieval, Gradio) under the GIL, so two cores saturate with a few in flight; more only adds contention.
+# Override with BPO_CHAT_CONCURRENCY. Other events (feedback, tabs) run unqueued or at the queue default.
+CHAT_CONCURRENCY = 4
+
+def make_theme():
+    import gradio as gr
+
+    # Plain font names: a local/system stack, never gr.themes.GoogleFont (no request leaves the machine).
+    return gr.themes.Default(font=FONT, font_mono=FONT_MONO)
+
+
+def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
+    blocked = [str(settings.data_dir)] if settings is not None else []
+    return dict(
+        theme=make_theme(),
+        css=CSS,
+        footer_links=["api", "settings"],
+        run_history=False,  # no questions kept in the browser's storage
+        pwa=False,
+        mcp_server=False,
+        ssr_mode=False,
+        enable_monitoring=False,
+        show_error=False,
+        strict_cors=True,
+        blocked_paths=blocked or None,
+        quiet=True,
+    )
+
+
+def env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def quiet_gradio_queue() -> None:
+    """Gradio's queue rebuilds a pandas summary of up to 10,000 past events after every event, for the monitoring
+    dashboard, which this app disables. That per-question cost grows with traffic, so recompute it practically
+    never and keep a short event record. Read when the queue is created (build_app calls demo.queue())."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
