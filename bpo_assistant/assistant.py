@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Mapping, Sequence
 
 from . import compare, gate, guard
 from .compose import compose, pick_sentences
-from .curated import STALE_NOTICE, CuratedMatcher, load_curated
+from .curated import STALE_NOTICE, CuratedMatcher, cited_sentences, load_curated
 from .followup import standalone_query
 from .glossary import Glossary
 from .index import LoadedIndex, current_generation, load_index
@@ -127,9 +126,7 @@ class Assistant:
 
     def _curated_answer(self, answer, query, notice, retrieved, t) -> Answer:
         stale_notice = STALE_NOTICE[answer.lang] if answer.stale else ""
-        sentences = tuple(
-            AnswerSentence(s, tuple(int(n) for n in re.findall(r"\[(\d+)\]", s))) for s in split_sentences(answer.answer)
-        )
+        sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(answer.answer))
         text = answer.answer + "\n\n" + ("出典:" if answer.lang == "ja" else "Sources:") + "\n" + "\n".join(
             f"- {c.label}" for c in answer.citations)
         return Answer(text, sentences, answer.citations, curated=True, standalone_query=query, lang=answer.lang,

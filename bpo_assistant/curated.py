@@ -66,6 +66,41 @@ def current_hashes(sources, lang: str, docs: dict[tuple[str, str], SourceDoc]) -
     return out
 
 
+def _bigrams(text: str) -> set[str]:
+    text = _MARKER.sub("", text).strip()
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def cited_sentences(answer: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(sentence, its [n] markers): a marker written after the 。 belongs to the sentence before it."""
+    from .text import split_sentences
+
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for piece in split_sentences(answer):
+        marks = tuple(int(m) for m in _MARKER.findall(piece))
+        body = _MARKER.sub("", piece).strip()
+        if not body and out:
+            out[-1] = (out[-1][0], out[-1][1] + marks)
+        elif body:
+            out.append((body, marks))
+    return out
+
+
+def quoted(answer: str, n: int, sentences: list[str]) -> str:
+    """The section sentences that back the answer's [n] sentences (closest by character bigrams, which works
+    for Japanese without a tokenizer), so the UI highlights what was quoted rather than the whole section."""
+    picked: list[str] = []
+    for line, marks in cited_sentences(answer):
+        if n not in marks:
+            continue
+        grams = _bigrams(line)
+        best = max(sentences, key=lambda s: len(grams & _bigrams(s)) / (len(grams | _bigrams(s)) or 1), default=None)
+        if best and best not in picked:
+            picked.append(best)
+    ordered = [s for s in sentences if s in picked]  # reading order
+    return " ".join(ordered or sentences)
+
+
 def combine(hashes: list[str | None]) -> str:
     return hashlib.sha256("\n".join(h or "-" for h in hashes).encode()).hexdigest()[:16]
 
@@ -80,12 +115,15 @@ def resolve(data: dict, path: Path, docs: dict[tuple[str, str], SourceDoc]) -> C
             raise CuratedError(f"{path}:1: source [{n}] {doc_id}#{section_id} ({lang}) does not resolve")
         doc = docs[(lang, doc_id)]
         section = next(s for s in doc.sections if s.id == section_id)
-        citations.append(Citation(n, doc_id, doc.title, section.title, section_id, lang, " ".join(section_sentences(section))))
+        citations.append(Citation(n, doc_id, doc.title, section.title, section_id, lang,
+                                  quoted(str(data["answer"]), n, section_sentences(section))))
         if stamped != h:
             stale.append(f"{doc_id}#{section_id}")
     if str(data.get("source_hash", "")) != combine(now) and not stale:
         stale = [f"{d}#{s}" for d, s, _ in sources]
     markers = {int(m) for m in _MARKER.findall(str(data["answer"]))}
+    if any(not marks for _, marks in cited_sentences(str(data["answer"]))):
+        raise CuratedError(f"{path}:1: every sentence of the answer needs a [n] source marker")
     if not markers or not markers <= set(range(1, len(sources) + 1)):
         raise CuratedError(f"{path}:1: answer markers {sorted(markers)} must be within 1..{len(sources)}")
     return CuratedAnswer(
