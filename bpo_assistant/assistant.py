@@ -93,7 +93,8 @@ class Assistant:
             return self._curated_answer(match[0], query, notice, retrieved, t)
         picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
         top_dense = max((h.dense for h in hits), default=0.0)
-        verdict = gate.check(query, top_dense, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings)
+        verdict = gate.check(query, top_dense, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings,
+                             asked=asked)
         if not verdict.ok and lang == "en":
             return self._fallback_ja(query, qvec, notice, t) or self._refuse(qvec, lang, query, notice, t, verdict.reason)
         if not verdict.ok:

@@ -50,8 +50,12 @@ def known_share(question: str, vocab: dict) -> float:
     return sum(1 for t in tokens if t in vocab) / len(tokens)
 
 
-def check(question: str, top_dense: float, evidence: list[str], vocab: dict, settings) -> GateResult:
+def check(question: str, top_dense: float, evidence: list[str], vocab: dict, settings, asked: str = "") -> GateResult:
+    """`question` is the standalone query; `asked` the user's own words. Both must use words the kb knows, so a
+    follow-up rewrite cannot smuggle 「今日の天気は？」 past the gate by prefixing an earlier topic."""
     share = known_share(question, vocab)
+    if asked and known_share(asked, vocab) == 0.0:
+        return GateResult(False, "none of the question's own words occur in the kb", top_dense, 0.0)
     if top_dense < settings.min_dense_score:
         return GateResult(False, f"weak dense match {top_dense:.3f}", top_dense, share)
     if share < settings.min_keyword_overlap:

@@ -124,3 +124,9 @@ def test_other_users_data_is_refused(assistant):
 def test_markup_in_question_is_not_echoed(assistant):
     a = assistant.ask("<script>alert(1)</script>BPOとは？")
     assert "<script>" not in a.text and not a.refused
+
+
+def test_follow_up_rewrite_does_not_let_out_of_scope_questions_through(assistant):
+    history = [{"role": "user", "content": "BPOとITOの違いは？"}, {"role": "assistant", "content": "…"}]
+    a = assistant.ask("今日の天気は？", history)
+    assert a.refused and a.text.startswith(REFUSAL_JA)

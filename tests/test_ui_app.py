@@ -21,7 +21,6 @@ for _k, _v in OFFLINE_ENV.items():
 
 gr = pytest.importorskip("gradio")
 
-from bpo_assistant.ui import render  # noqa: E402
 from bpo_assistant.ui.chat import ChatService, SafeChatbot  # noqa: E402
 
 SECTION = "BPOは、ノンコア業務を社外の専門業者に任せる経営手法です。BPOの対象には経理や人事があります。"

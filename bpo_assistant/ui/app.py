@@ -51,7 +51,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
     from .chat import ChatService, SafeChatbot
     from .labels import lang_of, reason_choices
-    from .onboarding import doc_choices, render_curated, render_doc
+    from .onboarding import doc_choices, render_curated, render_doc, section_order
     from .render import md_inert
 
     store = store if store is not None else FeedbackStore(settings)
@@ -64,7 +64,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         except Exception:  # noqa: BLE001
             log.exception("curated answers unavailable")
             items = []
-        return render_curated(items, lang, query, service.section)
+        return render_curated(items, lang, query, service.section, section_order(docs(lang)))
 
     def comparison(lang: str) -> str:
         try:
@@ -185,7 +185,6 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         )
     quiet_gradio_queue()
     demo.queue(default_concurrency_limit=4, max_size=512)
-    demo.bpo_service = service  # for tests
     return demo
 
 

@@ -61,14 +61,27 @@ def render_curated_item(item, lang: str, lookup: SectionLookup | None = None, op
     ])
 
 
-def _definition_first(item) -> int:
-    """Within a topic, "what is X?" comes before the details."""
+def section_order(docs: Sequence) -> dict[tuple[str, str], int]:
+    """(doc id, section id) -> reading position in the kb (documents in learning order, sections in file order)."""
+    order: dict[tuple[str, str], int] = {}
+    for doc in sorted(docs, key=lambda d: (topic_rank(d.topic), d.id)):
+        for sec in doc.sections:
+            order.setdefault((doc.id, sec.id), len(order))
+    return order
+
+
+def _learning_key(item, order: dict[tuple[str, str], int]) -> tuple[int, int]:
+    """Within a topic: "what is X?" first, then by where the cited sections stand in the kb."""
     q = normalize((list(getattr(item, "questions", ()) or [""])[0])).lower()
-    return 0 if ("とは" in q or q.startswith("what is") or q.startswith("what are")) else 1
+    definitional = "とは" in q or q.startswith(("what is", "what are"))
+    cited = [order.get((c.doc_id, c.section_id), 10**6) for c in getattr(item, "citations", ()) or ()]
+    return (0 if definitional else 1, min(cited, default=10**6))
 
 
-def render_curated(items: Iterable, lang: str, query: str = "", lookup: SectionLookup | None = None) -> str:
+def render_curated(items: Iterable, lang: str, query: str = "", lookup: SectionLookup | None = None,
+                   order: dict[tuple[str, str], int] | None = None) -> str:
     """Cards grouped by topic in learning order; while searching, the matching cards are open."""
+    order, query = order or {}, query or ""
     groups = group_curated(items, lang, query)
     if not groups:
         return f"_{md_inert(t(lang, 'onb_none'))}_"
@@ -76,7 +89,7 @@ def render_curated(items: Iterable, lang: str, query: str = "", lookup: SectionL
     for topic, answers in groups:
         out.append(f"### {md_inert(topic_name(topic, lang))} ({len(answers)})\n")
         out.extend(render_curated_item(a, lang, lookup, open_=bool(query.strip()))
-                   for a in sorted(answers, key=_definition_first))
+                   for a in sorted(answers, key=lambda a: _learning_key(a, order)))
     return "\n".join(out)
 
 
