@@ -53,8 +53,9 @@ def main() -> None:
     cases = [c for c in cases if c.get("expect", {}).get("doc_ids") and not c["expect"].get("refuse")]
     queries = []
     for c in cases:
-        q = standalone_query(focus(strip_markup(c["question"])), c.get("history", []), a.glossary)
-        queries.append((q, detect_lang(q), set(c["expect"]["doc_ids"]), a.embedder.queries([q])[0]))
+        q = standalone_query(focus(strip_markup(c["question"])), c.get("history", []), a.glossary, a._names_own_subject)
+        lang = detect_lang(q)
+        queries.append((q, lang, set(c["expect"]["doc_ids"]), a.embedder.queries([a.glossary.canonicalize(q, lang)])[0]))
     print(f"{len(queries)} in-scope cases ({sum(1 for q in queries if q[1] == 'ja')} ja, "
           f"{sum(1 for q in queries if q[1] == 'en')} en)")
     print(f"{'configuration':52s} {'lang':4s} {'R@1':>6s} {'R@3':>6s} {'MRR':>6s}")

@@ -15,9 +15,10 @@ from .index import LoadedIndex, current_generation, load_index
 from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .settings import Settings
-from .text import detect_lang, split_sentences
+from .text import detect_lang, nouns, split_sentences
 from .types import Answer, AnswerSentence, SourceDoc
 
+SPECIFIC_NOUN_DOCS = 2
 FALLBACK_NOTICE = "No English source covers this; the answer quotes our Japanese guidance."
 
 
@@ -42,6 +43,7 @@ class Assistant:
         self.retriever = HybridRetriever(index=index, embedder=self.embedder, glossary=self.glossary,
                                          settings=self.settings)
         self._sections = _section_table(index)
+        self._docs_by_noun = _docs_by_noun(index)
         self.kb_docs, self.kb_errors = load_kb_docs(kb)
         self.curated, self.curated_errors = load_curated(kb, self.kb_docs)
         self.matcher = CuratedMatcher(self.curated, self.embedder, self.settings.curated_threshold)
@@ -75,8 +77,8 @@ class Assistant:
                           lang=lang, kind="prompt", timings=t.done("guard"))
         asked = guard.focus(guard.strip_markup(clean.text))
         asked = _drop_injection(asked) if clean.override else asked
-        query = standalone_query(asked, history, self.glossary) if asked else ""
-        qvec = self.embedder.queries([query or clean.text])[0]
+        query = standalone_query(asked, history, self.glossary, self._names_own_subject) if asked else ""
+        qvec = self.embedder.queries([self.glossary.canonicalize(query, lang) or clean.text])[0]
         t.lap("embed")
         if clean.other_users or not asked:
             return self._refuse(qvec, lang, query, notice, t)
@@ -145,6 +147,11 @@ class Assistant:
         return Answer("\n".join(lines), refused=True, standalone_query=query, lang=lang, kind="refusal",
                       notice=notice, suggestions=tuple(nearest), timings=t.done("refuse"))
 
+    def _names_own_subject(self, question: str) -> bool:
+        """A noun that only one or two documents use (マーケティング, ゼロトラスト) is a subject of its own;
+        common ones (注意, 業務) are not."""
+        return any(0 < len(self._docs_by_noun.get(n, ())) <= SPECIFIC_NOUN_DOCS for n in nouns(question))
+
     # ---- lookups used by composers and the UI ---------------------------------------------------
     def section(self, lang: str, doc_id: str, section_id: str) -> tuple[str, str, str]:
         """(document title, section title, section text) from the index."""
@@ -172,6 +179,14 @@ class Assistant:
 
     def documents(self, lang: str) -> list[SourceDoc]:
         return sorted((d for (lg, _), d in self.kb_docs.items() if lg == lang), key=lambda d: d.id)
+
+
+def _docs_by_noun(index: LoadedIndex) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for chunk in index.chunks.values():
+        for noun in nouns(chunk.text):
+            out.setdefault(noun, set()).add(chunk.doc_id)
+    return out
 
 
 def _section_table(index: LoadedIndex) -> dict[tuple[str, str, str], tuple[str, str, str]]:

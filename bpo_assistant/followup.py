@@ -9,7 +9,7 @@ the UI, so it must read as a question a person could have typed.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .glossary import Glossary, Term
 from .text import detect_lang
@@ -38,7 +38,10 @@ def previous_terms(history: Sequence[Mapping[str, str]], glossary: Glossary) -> 
     return terms
 
 
-def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary) -> str:
+def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary,
+                     names_own_subject: Callable[[str], bool] | None = None) -> str:
+    """`names_own_subject(question)` tells whether the question names a specific subject of its own (e.g.
+    「マーケティングは？」 after a question on contact centres): such a question is not given the earlier topic."""
     question = question.strip()
     if not history:
         return question
@@ -55,7 +58,10 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     carried = [t for t in prior if t.term not in names]
     if comparing and len(current) == 1 and carried:
         return _join(lang, [carried[0], current[0]], compare=True, tail=question)
-    if carried and (not current or _DEMONSTRATIVE.search(question)):
+    pointing = bool(_DEMONSTRATIVE.search(question))
+    if carried and not current and not pointing and names_own_subject and names_own_subject(question):
+        return question
+    if carried and (not current or pointing):
         # 「それってBPOの前にやるもの？」 after 「BPRって何？」: それ is BPR even though BPO is named.
         return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question)
     # The question names its own subject ("what about shared services?"): it already stands alone.

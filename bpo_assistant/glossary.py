@@ -95,6 +95,13 @@ class Glossary:
                 extra.append(term.en.split(" (")[0])
         return " ".join(dict.fromkeys(extra))
 
+    def canonicalize(self, text: str, lang: str = "ja") -> str:
+        """Append the canonical name of each term written in a variant form (コールセンター → コンタクトセンター),
+        so the dense arm meets the kb's own wording."""
+        key = _key(text)
+        extra = [t.label(lang) for t in self.find(text) if _key(t.label(lang)) not in key]
+        return f"{text} ({' '.join(extra)})" if extra else text
+
     def by_name(self, name: str) -> Term | None:
         key = _key(name)
         for t in self.terms:
