@@ -24,6 +24,7 @@ CONFIGS = {  # name: (use_dense, use_keyword (None = Japanese only), keyword_wei
     "fused, kw 0.02, Japanese only": (True, None, 0.02, 0.0),
     "fused, kw 0.02, all languages": (True, True, 0.02, 0.0),
     "fused, kw 0.02, Japanese only + definition arm 0.05": (True, None, 0.02, 0.05),
+    "fused, kw 0.02, all languages + definition arm 0.05": (True, True, 0.02, 0.05),
 }
 
 

@@ -43,7 +43,7 @@ class HybridRetriever(BaseRetriever):
     glossary: Any
     settings: Any
     use_dense: bool = True
-    use_keyword: bool | None = None  # None: only for Japanese queries (the measured gate)
+    use_keyword: bool | None = None  # None: for the languages in Settings.keyword_langs (the measured gate)
 
     def _ids_by_lang(self) -> dict[str, set[str]]:
         cache = getattr(self.index, "_ids_by_lang", None)
@@ -89,7 +89,7 @@ class HybridRetriever(BaseRetriever):
             if qvec is None:
                 qvec = self.embedder.queries([query])[0]
             dense_hits = self.dense(qvec, lang, s.dense_k, topic)
-        use_kw = (lang == "ja") if self.use_keyword is None else self.use_keyword
+        use_kw = (lang in s.keyword_langs.split(",")) if self.use_keyword is None else self.use_keyword
         kw_hits = self.keyword(query, lang, s.keyword_k) if use_kw else []
         fused = fuse(dense_hits, kw_hits, s)
         defining = {cid for cid, _ in self.definition(query, lang)} if s.definition_weight else set()

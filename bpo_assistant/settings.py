@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     # Score fusion (retrieval.fuse): dense cosine + keyword_weight × normalised BM25. The keyword arm only
     # runs for Japanese queries. Chosen with benchmarks/retrieval.py; README "Retrieval figures".
     keyword_weight: float = 0.02
+    keyword_langs: str = "ja"  # comma-separated languages whose queries use the keyword arm
     definition_weight: float = 0.05  # glossary arm for "what is X?" questions: a bonus in cosine units
     mmr_per_doc: int = 2
 
