@@ -14,14 +14,19 @@ from functools import lru_cache
 
 import gradio as gr
 
+from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer
 
-from .labels import t
-from .render import escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
+from .labels import lang_of, t
+from .render import display_body, escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 200  # answers remembered per browser session for feedback
+ERROR_TEXT = {
+    "ja": "申し訳ありません。回答の作成中にエラーが発生しました。時間をおいて再度お試しください。",
+    "en": "Sorry, something went wrong while preparing the answer. Please try again later.",
+}
 
 from gradio.events import Dependency
 
@@ -62,8 +67,10 @@ class SafeChatbot(gr.Chatbot):
 class ChatService:
     """Holds the assistant and the feedback store; its methods are the chat's event handlers."""
 
-    def __init__(self, assistant, store=None, stream_delay: float = 0.0, serialize: bool = False) -> None:
+    def __init__(self, assistant, store=None, stream_delay: float = 0.0, serialize: bool = False,
+                 stream_steps: int = 4) -> None:
         self.assistant = assistant
+        self.stream_steps = stream_steps
         self.store = store
         self.stream_delay = stream_delay
         # Optional global lock around ask(), for assistants whose components are not thread-safe.
@@ -80,11 +87,17 @@ class ChatService:
 
     # -- answering ---------------------------------------------------------------------------------------------
     def ask(self, message: str, history: Sequence[dict] | None) -> Answer:
+        """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace."""
         turns = history_for_assistant(history)
-        if self._lock is None:
-            return self.assistant.ask(message or "", turns)
-        with self._lock:
-            return self.assistant.ask(message or "", turns)
+        try:
+            if self._lock is None:
+                return self.assistant.ask(message or "", turns)
+            with self._lock:
+                return self.assistant.ask(message or "", turns)
+        except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
+            log.exception("assistant.ask failed")
+            lang = detect_lang(message or "")
+            return Answer(ERROR_TEXT[lang], refused=True, lang=lang, kind="error")
 
     def _final(self, answer: Answer, text: str) -> str | dict:
         if answer.refused and answer.suggestions:
@@ -93,7 +106,7 @@ class ChatService:
         return text
 
     def stream(self, message: str, answer: Answer) -> Iterator[str | dict]:
-        pieces = list(stream_answer(answer, message, self.section))
+        pieces = list(stream_answer(answer, message, self.section, self.stream_steps))
         for i, piece in enumerate(pieces):
             if i == len(pieces) - 1:
                 yield self._final(answer, piece)
@@ -136,7 +149,7 @@ class ChatService:
             return rec
         msg = chat[index]
         shown = plain_answer(message_text(msg.get("content") if isinstance(msg, dict) else ""))
-        if rec is not None and (not shown or rec["answer"].strip() == shown):
+        if rec is not None and (not shown or shown in (rec["answer"].strip(), display_body(rec["answer"]).strip())):
             return rec
         question, prior = "", []
         for j in range(index - 1, -1, -1):
@@ -147,51 +160,55 @@ class ChatService:
                 break
         if not question and not shown:
             return rec
-        from bpo_assistant.text import detect_lang
-
         return {"question": question, "answer": shown, "citations": [], "standalone_query": "",
                 "lang": detect_lang(question or shown), "kind": "", "refused": False, "history": prior}
 
-    def on_like(self, chat: list, records: dict | None, rows: dict | None, ui_lang: str,
-                data: gr.LikeData, request: gr.Request):
-        """👍 stores a row; 👎 stores a row and opens the reason panel; clicking again withdraws it."""
+    def on_like(self, chat: list, records: dict | None, rows: dict | None, data: gr.LikeData,
+                request: gr.Request):
+        """👍 stores a row; 👎 stores a row and opens the reason panel; clicking again withdraws it.
+
+        Returns (rows, pending row id, reason panel, reason radio, comment box). `rows` maps a message index to
+        {"id", "answer"} so a cleared or regenerated chat never updates the row of an earlier answer.
+        """
         rows = dict(rows or {})
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        liked = data.liked
-        hidden = gr.update(visible=False)
-        if self.store is None:
-            return rows, None, hidden, gr.update(), gr.update()
-        row_id = rows.get(index)
-        rating = 1 if liked is True else -1 if liked is False else 0
+        rating = 1 if data.liked is True else -1 if data.liked is False else 0
+        keep = (rows, None, gr.update(visible=False), gr.update(), gr.update())
+        if self.store is None or not isinstance(index, int):
+            return keep
+        rec = self.record_for(index, chat, records)
+        if rec is None:
+            return keep
+        known = rows.get(index)
+        if known is not None and known.get("answer") != rec["answer"]:
+            known = None  # another answer now sits at this index
         try:
-            if rating == 0:  # toggled off
-                if row_id is not None:
-                    self.store.delete(row_id)
+            if rating == 0:  # the thumb was clicked again: withdraw
+                if known is not None:
+                    self.store.delete(known["id"])
                     rows.pop(index, None)
-                return rows, None, hidden, gr.update(), gr.update()
-            if row_id is not None and self.store.update(row_id, rating=rating, reason="", comment=""):
-                pass
+                return keep
+            if known is not None and self.store.update(known["id"], rating=rating, reason="", comment=""):
+                row_id = known["id"]
             else:
-                rec = self.record_for(index, chat, records)
-                if rec is None:
-                    return rows, None, hidden, gr.update(), gr.update()
                 row_id = self.store.add(
                     question=rec["question"], answer=rec["answer"], rating=rating, citations=rec["citations"],
                     standalone_query=rec["standalone_query"], lang=rec["lang"], history=rec["history"],
                     kind=rec["kind"], refused=rec["refused"], message_index=index,
                     session=getattr(request, "session_hash", "") or "",
                 )
-                rows[index] = row_id
+                rows[index] = {"id": row_id, "answer": rec["answer"]}
         except Exception:  # noqa: BLE001 - feedback must never break the chat
             log.exception("feedback store failed")
             gr.Warning("feedback could not be saved")
-            return rows, None, hidden, gr.update(), gr.update()
+            return keep
         if rating < 0:
             return rows, row_id, gr.update(visible=True), gr.update(value=None), gr.update(value="")
-        return rows, None, hidden, gr.update(), gr.update()
+        return (rows, *keep[1:])
 
     def on_reason(self, pending: int | None, reason: str | None, comment: str | None, ui_lang: str):
         """Save the 👎 reason and comment on the row opened by on_like."""
+        ui_lang = lang_of(ui_lang)
         if pending is None or self.store is None:
             return None, gr.update(visible=False)
         if not reason:
