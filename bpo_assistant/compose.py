@@ -105,7 +105,7 @@ def _render(index, picked: list[Picked], lang: str, lead: str | None):
         groups.setdefault((s.lang, s.doc_id, s.section_id), []).append(p)
     citations: list[Citation] = []
     answer_sentences: list[AnswerSentence] = []
-    for n, (key, members) in enumerate(groups.items(), start=1):
+    for n, members in enumerate(groups.values(), start=1):
         members.sort(key=lambda p: p.sentence.ordinal)  # reading order inside a section
         chunk = index.chunks[members[0].sentence.chunk_id]
         citations.append(Citation(n, chunk.doc_id, chunk.title, chunk.section_title, chunk.section_id, chunk.lang,
