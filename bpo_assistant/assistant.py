@@ -118,10 +118,20 @@ class Assistant:
                       retrieved=retrieved, timings=t.done("compose"))
 
     def _fallback_ja(self, query, qvec, notice, t) -> Answer | None:
+        """English question, weak English evidence: answer from the Japanese guidance, saying so. The glossary
+        bridges the languages: without a known term in the question there is nothing to fall back on."""
+        terms = self.glossary.find(query)
+        if not terms:
+            return None
+        qvec = self.embedder.queries([self.glossary.canonicalize(query, "ja")])[0]
         hits = self.retriever.search(query, lang="ja", qvec=qvec)
-        picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
+        picked = pick_sentences(self.index, hits, qvec, " ".join(t.term for t in terms), self.settings.max_sentences)
+        evidence = [p.sentence.text for p in picked]
         top = max((h.dense for h in hits), default=0.0)
-        if not gate.check(query, top, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings).ok:
+        bridged = " ".join(t.term for t in terms)  # the question's known words, in the kb's language
+        if not gate.check(bridged, top, evidence, self.index.keyword.vocab, self.settings).ok:
+            return None
+        if gate.asks_for_missing_type(query, " ".join(evidence)):
             return None
         notice = " ".join(x for x in (notice, FALLBACK_NOTICE) if x)
         return self._compose(picked, hits, query, qvec, "en", notice, tuple(h.chunk.id for h in hits), t,
