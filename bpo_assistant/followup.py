@@ -20,7 +20,7 @@ _FOLLOW_CUE = re.compile(
     r"(それ|その|これ|この|they|them|it|that|those|this)\b",
     re.I,
 )
-_DEMONSTRATIVE = re.compile(r"それ|その|これ|この|あれ|そっち|こっち|\b(it|its|they|them|that|those|this)\b", re.I)
+_DEMONSTRATIVE = re.compile(r"それ|その|これ|この|あれ|そっち|こっち|\d+つ目|[一二三四五]つ目|\b(it|its|they|them|that|those|this)\b", re.I)
 _MAX_FOLLOW_CHARS = 40  # longer questions are almost always self-contained
 
 
@@ -38,6 +38,13 @@ def previous_terms(history: Sequence[Mapping[str, str]], glossary: Glossary) -> 
     return terms
 
 
+def _last_user_turn(history: Sequence[Mapping[str, str]]) -> str:
+    for turn in reversed(list(history)):
+        if turn.get("role") == "user" and str(turn.get("content", "")).strip():
+            return str(turn["content"]).strip()[:200]
+    return ""
+
+
 def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary,
                      names_own_subject: Callable[[str], bool] | None = None) -> str:
     """`names_own_subject(question)` tells whether the question names a specific subject of its own (e.g.
@@ -47,6 +54,11 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
         return question
     prior = previous_terms(history, glossary)
     if not prior:
+        # No glossary term earlier: a pointing follow-up (「その人って何をやるの？」) still needs the earlier
+        # question, so carry its text.
+        last = _last_user_turn(history)
+        if last and _DEMONSTRATIVE.search(question) and len(question) <= _MAX_FOLLOW_CHARS:
+            return f"{last} → {question}"
         return question
     current = glossary.find(question)
     comparing = bool(_COMPARE.search(question))

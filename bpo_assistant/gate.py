@@ -18,11 +18,14 @@ from .text import nouns
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
     r"いくら|何円|何万円|何億|何兆|金額|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|"
-    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per",
+    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|"
+    r"(usual|typical|average|standard|normal)\s+(\w+\s+)?(fee|price|cost|rate)s?\b",
     re.I,
 )
 _MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
 _ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|percent|percentage|what share", re.I)
+_ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
+_ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
 _ASKS_YEARS = re.compile(r"何年|how many years|how long .*(run|last)", re.I)
 _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
@@ -72,6 +75,10 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks for a price, wage or market size the kb does not state"
     if _ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", evidence):
         return "asks for a percentage the kb does not state"
+    if _ASKS_COUNT.search(question) and not re.search(r"\d+\s*(人|社|件|名|people|compan|firm)", evidence):
+        return "asks for a count the kb does not state"
+    if _ASKS_DEADLINE.search(question) and not re.search(r"\d+\s*(月|日)|\d{1,2}/\d{1,2}", evidence):
+        return "asks for a deadline the kb does not state"
     if _ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", evidence):
         return "asks for a number of years the kb does not state"
     years = {m.group(0) for m in _YEAR.finditer(question)}
