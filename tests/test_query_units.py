@@ -101,3 +101,25 @@ def test_settings_read_bpo_env(monkeypatch, tmp_path):
     monkeypatch.setenv("BPO_EMBEDDER", "fake:8")
     s = Settings()
     assert s.data_dir == tmp_path and s.embedder == "fake:8"
+
+
+@pytest.mark.parametrize("question", ["How many people work in BPO in the Philippines?", "書類はいつまでに出せばいい？",
+                                      "What's the usual setup fee for a BPO project?", "BPOの市場規模は？",
+                                      "民法の第何条に書いてある？", "おすすめのBPO会社を教えて"])
+def test_questions_asking_for_facts_the_kb_never_states(question):
+    from bpo_assistant.gate import asks_for_missing_type
+
+    assert asks_for_missing_type(question, "BPOは業務プロセスを外部に任せる手法です。BPO hands processes to vendors.")
+
+
+def test_answer_type_check_lets_supported_figures_through():
+    from bpo_assistant.gate import asks_for_missing_type
+
+    assert asks_for_missing_type("導入までどのくらいかかる？", "多くの業者では3〜4ヶ月かかります。") is None
+    assert asks_for_missing_type("What pricing models do vendors use?", "Fixed-rate or usage-based.") is None
+
+
+def test_pointing_follow_up_without_glossary_terms_carries_the_earlier_question(glossary):
+    history = [{"role": "user", "content": "社内に専任の担当は置いたほうがいい？"}, {"role": "assistant", "content": "…"}]
+    q = standalone_query("その人って具体的に何をやるの？", history, glossary)
+    assert "専任の担当" in q and q.endswith("その人って具体的に何をやるの？")
