@@ -21,7 +21,8 @@ for _k, _v in OFFLINE_ENV.items():
 
 gr = pytest.importorskip("gradio")
 
-from bpo_assistant.ui.chat import ChatService, SafeChatbot  # noqa: E402
+from bpo_assistant.ui.chat import ChatService  # noqa: E402
+from bpo_assistant.ui.safe_chatbot import SafeChatbot  # noqa: E402
 
 SECTION = "BPOは、ノンコア業務を社外の専門業者に任せる経営手法です。BPOの対象には経理や人事があります。"
 CITE = Citation(1, "bpo-overview", "BPOとは", "BPOの定義", "definition", "ja", "BPOは、ノンコア業務を社外の専門業者に任せる経営手法です。")

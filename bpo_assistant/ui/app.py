@@ -49,7 +49,8 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
     from bpo_assistant.feedback import FeedbackStore
 
-    from .chat import ChatService, SafeChatbot
+    from .chat import ChatService
+    from .safe_chatbot import SafeChatbot
     from .labels import lang_of, reason_choices
     from .onboarding import doc_choices, render_curated, render_doc, section_order
     from .render import md_inert

@@ -5,7 +5,6 @@ Nothing here builds layout; app.py wires these callables to Gradio events.
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer
 
 from .labels import lang_of, t
-from .render import display_body, escape_user_text, history_for_assistant, message_text, plain_answer, stream_answer
+from .render import display_body, history_for_assistant, message_text, plain_answer, stream_answer
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +26,6 @@ ERROR_TEXT = {
     "ja": "申し訳ありません。回答の作成中にエラーが発生しました。時間をおいて再度お試しください。",
     "en": "Sorry, something went wrong while preparing the answer. Please try again later.",
 }
-
-
-class SafeChatbot(gr.Chatbot):
-    """gr.Chatbot whose user messages display exactly as typed (inert), whatever HTML or Markdown they hold.
-
-    User text is HTML-escaped on the way to the browser (postprocess) and unescaped on the way back
-    (preprocess); the round trip is exact, so the chat function and the history see the original text.
-    Assistant messages are rendered by render.py, which already escapes kb text.
-    """
-
-    is_template = True  # the browser uses the stock Chatbot component
-
-    def postprocess(self, value):
-        data = super().postprocess(value)
-        for msg in data.root:
-            if msg.role == "user":
-                for part in msg.content:
-                    if getattr(part, "type", "") == "text":
-                        part.text = escape_user_text(part.text)
-        return data
-
-    def preprocess(self, payload):
-        messages = super().preprocess(payload)
-        for msg in messages:
-            if msg.get("role") == "user":
-                for part in msg.get("content") or []:
-                    if isinstance(part, dict) and part.get("type") == "text":
-                        part["text"] = html.unescape(part.get("text") or "")
-        return messages
 
 
 class ChatService:

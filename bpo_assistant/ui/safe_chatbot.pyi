@@ -1,0 +1,48 @@
+"""SafeChatbot: a gr.Chatbot that shows user messages exactly as typed.
+
+Its own small module because Gradio writes a `.pyi` stub next to the module of every Component subclass
+(a copy of the module's source); kept here, that stub stays a few lines long.
+"""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from .render import escape_user_text
+
+from gradio.events import Dependency
+
+class SafeChatbot(gr.Chatbot):
+    """gr.Chatbot whose user messages display exactly as typed (inert), whatever HTML or Markdown they hold.
+
+    User text is HTML-escaped on the way to the browser (postprocess) and unescaped on the way back
+    (preprocess); the round trip is exact, so the chat function and the history see the original text.
+    Assistant messages are rendered by render.py, which already escapes kb text.
+    """
+
+    is_template = True  # the browser uses the stock Chatbot component
+
+    def postprocess(self, value):
+        data = super().postprocess(value)
+        for msg in data.root:
+            if msg.role == "user":
+                for part in msg.content:
+                    if getattr(part, "type", "") == "text":
+                        part.text = escape_user_text(part.text)
+        return data
+
+    def preprocess(self, payload):
+        messages = super().preprocess(payload)
+        for msg in messages:
+            if msg.get("role") == "user":
+                for part in msg.get("content") or []:
+                    if isinstance(part, dict) and part.get("type") == "text":
+                        part["text"] = html.unescape(part.get("text") or "")
+        return messages
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
