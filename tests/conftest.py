@@ -18,6 +18,15 @@ for _k, _v in OFFLINE_ENV.items():
 ARTIFACTS = REPO_ROOT / "artifacts"
 
 
+def free_port() -> int:
+    """A free TCP port on loopback for servers the tests start (chroma run, Gradio)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def make_settings(data_dir: Path, kb_dir: Path | None = None, **overrides) -> Settings:
     """Settings that ignore the developer's BPO_* environment except what the test passes."""
     return Settings(kb_dir=kb_dir or REPO_ROOT / "kb", data_dir=data_dir, **overrides)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import make_settings, write_doc
+from conftest import free_port, make_settings, write_doc
 
 from bpo_assistant.embeddings import make_embedder
 from bpo_assistant.index import chroma_client, collection_name, current_generation, load_index
@@ -104,12 +103,6 @@ def test_sentence_transformers_model_from_disk(tmp_path):
     assert top.metadata["doc_id"] == "contact-center" and top.metadata["lang"] == "en"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
     exe = REPO_ROOT / ".venv" / "bin" / "chroma"
@@ -117,7 +110,7 @@ def chroma_server(tmp_path_factory):
         exe = shutil.which("chroma")
     if not exe:
         pytest.skip("the `chroma` CLI is not installed")
-    port = _free_port()
+    port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
     proc = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,

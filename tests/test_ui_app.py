@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ from bpo_assistant.feedback import FeedbackStore
 from bpo_assistant.guard import REFUSAL_EN, REFUSAL_JA
 from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer, Citation, Section, SourceDoc
-from conftest import make_settings
+from conftest import free_port, make_settings
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -158,12 +157,6 @@ def test_safe_chatbot_round_trip():
     assert bot.get_block_name() == "chatbot"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_app_serves_chat_api(tmp_path):
     from gradio_client import Client
 
@@ -171,7 +164,7 @@ def test_app_serves_chat_api(tmp_path):
 
     settings = make_settings(tmp_path / "data")
     demo = build_app(FakeAssistant(), settings)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(settings))
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False, analytics_enabled=False)
@@ -193,7 +186,7 @@ def test_serve_refuses_a_bad_auth_file(tmp_path, capsys):
     bad = tmp_path / "users.txt"
     bad.write_text("alice:plaintext\n")
     settings = make_settings(tmp_path / "data", auth_file=bad)
-    assert serve(settings, port=_free_port()) == 2
+    assert serve(settings, port=free_port()) == 2
     assert "auth file" in capsys.readouterr().err
 
 
@@ -209,7 +202,7 @@ def test_login_and_no_file_serving(tmp_path):
     settings = make_settings(tmp_path / "data", auth_file=users)
     FeedbackStore(settings).add(question="q", answer="a", rating=1)
     demo = build_app(FakeAssistant(), settings)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                 auth=make_async_verifier(parse_auth_file(users)), **launch_kwargs(settings))
     base = f"http://127.0.0.1:{port}"

@@ -8,7 +8,6 @@ Every step saves a screenshot under artifacts/screenshots/. Every request the pa
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import time
 from urllib.parse import urlparse
@@ -17,6 +16,7 @@ import pytest
 
 from bpo_assistant.guard import REFUSAL_JA
 from bpo_assistant.settings import OFFLINE_ENV
+from conftest import free_port
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -39,12 +39,6 @@ def _require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def shots(artifacts_dir):
     path = artifacts_dir / "screenshots"
@@ -58,7 +52,7 @@ def server(real_settings, assistant):
     from bpo_assistant.ui.app import build_app, launch_kwargs
 
     demo = build_app(assistant, real_settings)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(real_settings))
     yield f"http://127.0.0.1:{port}/"
     demo.close()
