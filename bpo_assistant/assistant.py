@@ -43,6 +43,9 @@ class Assistant:
         self.retriever = HybridRetriever(index=index, embedder=self.embedder, glossary=self.glossary,
                                          settings=self.settings)
         self._sections = _section_table(index)
+        self._first_chunk: dict[tuple[str, str, str], str] = {}
+        for cid, ch in index.chunks.items():
+            self._first_chunk.setdefault((ch.lang, ch.doc_id, ch.section_id), cid)
         self._docs_by_noun = _docs_by_noun(index)
         self.kb_docs, self.kb_errors = load_kb_docs(kb)
         self.curated, self.curated_errors = load_curated(kb, self.kb_docs)
@@ -171,11 +174,9 @@ class Assistant:
         return self.section(lang, doc_id, section_id)[2]
 
     def _chunk_ids(self, citations) -> tuple[str, ...]:
-        ids = []
-        for c in citations:
-            ids += [cid for cid, ch in self.index.chunks.items()
-                    if (ch.lang, ch.doc_id, ch.section_id) == (c.lang, c.doc_id, c.section_id)][:1]
-        return tuple(ids)
+        """A chunk of each cited section (curated answers and tables cite sections directly, not via retrieval)."""
+        keys = ((c.lang, c.doc_id, c.section_id) for c in citations)
+        return tuple(self._first_chunk[k] for k in keys if k in self._first_chunk)
 
     def curated_answers(self):
         return list(self.curated)

@@ -86,6 +86,16 @@ def cited_sentences(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
+def marker_problem(answer: str, n_sources: int) -> str | None:
+    """Why the answer's [n] markers are unusable (a sentence without one, or one outside 1..n_sources)."""
+    if any(not marks for _, marks in cited_sentences(answer)):
+        return "a sentence of the answer has no [n] source marker"
+    markers = {int(m) for m in _MARKER.findall(answer)}
+    if not markers or not markers <= set(range(1, n_sources + 1)):
+        return f"[n] markers {sorted(markers)} outside 1..{n_sources}"
+    return None
+
+
 def quoted(answer: str, n: int, sentences: list[str]) -> str:
     """The section sentences that back the answer's [n] sentences (closest by character bigrams, which works
     for Japanese without a tokenizer), so the UI highlights what was quoted rather than the whole section."""
@@ -121,11 +131,9 @@ def resolve(data: dict, path: Path, docs: dict[tuple[str, str], SourceDoc]) -> C
             stale.append(f"{doc_id}#{section_id}")
     if str(data.get("source_hash", "")) != combine(now) and not stale:
         stale = [f"{d}#{s}" for d, s, _ in sources]
-    markers = {int(m) for m in _MARKER.findall(str(data["answer"]))}
-    if any(not marks for _, marks in cited_sentences(str(data["answer"]))):
-        raise CuratedError(f"{path}:1: every sentence of the answer needs a [n] source marker")
-    if not markers or not markers <= set(range(1, len(sources) + 1)):
-        raise CuratedError(f"{path}:1: answer markers {sorted(markers)} must be within 1..{len(sources)}")
+    problem = marker_problem(str(data["answer"]), len(sources))
+    if problem:
+        raise CuratedError(f"{path}:1: {problem}")
     return CuratedAnswer(
         id=str(data["id"]), lang=lang, topic=str(data["topic"]), questions=tuple(map(str, data["questions"])),
         answer=str(data["answer"]).strip(), sources=sources, source_hash=str(data.get("source_hash", "")),

@@ -6,12 +6,11 @@ when anything is wrong.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
 
-from .curated import CuratedError, cited_sentences, combine, current_hashes, load_raw
+from .curated import CuratedError, combine, current_hashes, load_raw, marker_problem
 from .kbfiles import load_kb_docs
 from .settings import Settings
 
@@ -96,11 +95,9 @@ def check_curated(kb_dir: Path, docs, fix_hashes: bool = False) -> tuple[list[st
             elif stamped and stamped != h and not fix_hashes:
                 problems.append(f"{path}:{line}: stale: section {doc_id}#{section_id} changed since review "
                                 f"(hash {stamped} → {h}); re-review, then `kb check --fix-hashes`")
-        if any(not marks for _, marks in cited_sentences(str(data["answer"]))):
-            problems.append(f"{path}:{_line_of(text, 'answer:')}: a sentence of the answer has no [n] source marker")
-        markers = {int(m) for m in re.findall(r"\[(\d+)\]", str(data["answer"]))}
-        if not markers or not markers <= set(range(1, len(sources) + 1)):
-            problems.append(f"{path}:{_line_of(text, 'answer:')}: [n] markers {sorted(markers)} outside 1..{len(sources)}")
+        problem = marker_problem(str(data["answer"]), len(sources))
+        if problem:
+            problems.append(f"{path}:{_line_of(text, 'answer:')}: {problem}")
         if None in now:
             continue
         if fix_hashes:

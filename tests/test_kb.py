@@ -163,3 +163,12 @@ def test_kb_check_cli_exit_codes(tmp_path):
     fixed = run("--fix-hashes")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "re-stamped source hashes of 1" in fixed.stdout
+
+
+def test_curated_sentence_without_a_source_marker_is_reported(tmp_path):
+    kb = _mini_kb(tmp_path)
+    _fix_hashes(kb)
+    path = kb / "curated" / "what-is-bpo-ja.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("形態です。[1]", "形態です。[1] 出典のない文です。"),
+                    encoding="utf-8")
+    assert any(path.name in p and "no [n] source marker" in p for p in check_kb(kb)), check_kb(kb)
