@@ -161,6 +161,7 @@ def test_app_serves_chat_api(tmp_path):
     from gradio_client import Client
 
     from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.serving import close_app
 
     settings = make_settings(tmp_path / "data")
     demo = build_app(FakeAssistant(), settings)
@@ -177,7 +178,7 @@ def test_app_serves_chat_api(tmp_path):
         assert REFUSAL_JA in str(refusal)
         client.close()
     finally:
-        demo.close()
+        close_app(demo)
 
 
 def test_serve_refuses_a_bad_auth_file(tmp_path, capsys):
@@ -195,6 +196,7 @@ def test_login_and_no_file_serving(tmp_path):
 
     from bpo_assistant.feedback import FeedbackStore
     from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.serving import close_app
     from bpo_assistant.ui.auth import make_async_verifier, make_line, parse_auth_file
 
     users = tmp_path / "users.txt"
@@ -218,7 +220,7 @@ def test_login_and_no_file_serving(tmp_path):
             for path in (f"/gradio_api/file={db}", f"/file={db}", f"/gradio_api/file={users}"):
                 assert http.get(path).status_code in (403, 404), path
     finally:
-        demo.close()
+        close_app(demo)
 
 
 def test_assistant_failure_becomes_a_message():

@@ -50,12 +50,13 @@ def shots(artifacts_dir):
 def server(real_settings, assistant):
     _require_chromium()
     from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.serving import close_app
 
     demo = build_app(assistant, real_settings)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(real_settings))
     yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    close_app(demo)
 
 
 @pytest.fixture(scope="module")

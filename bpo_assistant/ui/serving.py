@@ -75,3 +75,23 @@ def quiet_gradio_queue() -> None:
     never and keep a short event record. Read when the queue is created (build_app calls demo.queue())."""
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+
+
+def close_app(demo) -> None:
+    """Stop a launched app from another thread. Gradio's close() sets an asyncio.Event owned by the server's
+    event loop from the calling thread; when a stream is still waiting on it, that races the loop and raises
+    "deque mutated during iteration" (seen in CI). Setting it inside its own loop first makes close() a no-op there."""
+    import asyncio
+
+    event = getattr(getattr(demo, "app", None), "stop_event", None)
+    loop = getattr(event, "_loop", None)  # bound on first wait(); None means nobody waits, so close() is safe
+    if event is not None and loop is not None and loop.is_running():
+
+        async def _set() -> None:
+            event.set()
+
+        try:
+            asyncio.run_coroutine_threadsafe(_set(), loop).result(timeout=5)
+        except Exception:  # loop already stopping: close() below still frees the port
+            pass
+    demo.close()
