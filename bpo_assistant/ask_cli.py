@@ -18,7 +18,8 @@ def load_history(path: str | None) -> list[dict]:
     return data
 
 
-def cli_ask(settings: Settings, question: str, history_path: str | None, as_json: bool) -> int:
+def cli_ask(settings: Settings, question: str, history_path: str | None, as_json: bool,
+            topic: str | None = None) -> int:
     from ingest.pipeline import ensure_index
 
     from .assistant import Assistant
@@ -29,7 +30,11 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_index(settings)
-    answer = Assistant.from_settings(settings).ask(question, history)
+    try:
+        answer = Assistant.from_settings(settings).ask(question, history, topic=topic)
+    except ValueError as exc:  # an unknown --topic names the known ones
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if as_json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0

@@ -47,6 +47,7 @@ class Assistant:
         for cid, ch in index.chunks.items():
             self._first_chunk.setdefault((ch.lang, ch.doc_id, ch.section_id), cid)
         self._docs_by_noun = _docs_by_noun(index)
+        self._doc_topic = {(c.lang, c.doc_id): c.topic for c in index.chunks.values()}
         self.kb_docs, self.kb_errors = load_kb_docs(kb)
         self.curated, self.curated_errors = load_curated(kb, self.kb_docs)
         self.matcher = CuratedMatcher(self.curated, self.embedder, self.settings.curated_threshold)
@@ -69,9 +70,11 @@ class Assistant:
         return cls(settings, embedder, load_index(settings, embedder))
 
     # ---- the query path -------------------------------------------------------------------------
-    def ask(self, question: str, history: Sequence[Mapping[str, str]] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[Mapping[str, str]] = (), topic: str | None = None) -> Answer:
+        """`topic` (a kb front-matter topic such as "contracts") limits every source to that topic's documents."""
         t = _Timer()
         self.refresh()
+        topic = self._check_topic(topic)
         clean = guard.clean_question(question, self.settings.max_question_chars)
         lang = detect_lang(guard.strip_markup(clean.text)) if not clean.empty else _history_lang(history)
         notice = guard.TRUNCATED_NOTICE[lang].format(n=self.settings.max_question_chars) if clean.truncated else ""
@@ -85,23 +88,26 @@ class Assistant:
         t.lap("embed")
         if clean.other_users or not asked:
             return self._refuse(qvec, lang, query, notice, t)
-        hits = self.retriever.search(query, lang=lang, qvec=qvec)
+        hits = self.retriever.search(query, lang=lang, qvec=qvec, topic=topic)
         t.lap("retrieve")
         retrieved = tuple(h.chunk.id for h in hits)
         n_terms = len(self.glossary.find(query))
-        if compare.is_comparison(query, n_terms) and (picked := compare.pick_columns(query, self.tables, self.glossary)):
-            text, citations = compare.render(*picked, lang, self.section, self.settings.max_answer_chars)
+        table = compare.pick_columns(query, self.tables, self.glossary) if compare.is_comparison(query, n_terms) else None
+        text, citations = compare.render(*table, lang, self.section, self.settings.max_answer_chars) if table else ("", ())
+        if table and self._within(citations, topic):
             return Answer(text, (), citations, standalone_query=query, lang=lang, kind="comparison", notice=notice,
                           retrieved=retrieved + self._chunk_ids(citations), timings=t.done("compose"))
         match = self.matcher.match(qvec, lang)
-        if match and gate.asks_for_missing_type(query, match[0].answer) is None:
+        if match and self._within(match[0].citations, topic) and not gate.asks_for_missing_type(query, match[0].answer):
             return self._curated_answer(match[0], query, notice, retrieved, t)
         picked = pick_sentences(self.index, hits, qvec, query, self.settings.max_sentences)
         top_dense = max((h.dense for h in hits), default=0.0)
         verdict = gate.check(query, top_dense, [p.sentence.text for p in picked], self.index.keyword.vocab, self.settings,
                              asked=asked)
+        if verdict.ok and topic and (elsewhere := self._subject_outside(query, lang, topic)):
+            return self._refuse(qvec, lang, query, notice, t, f"{elsewhere} is covered outside topic {topic}")
         if not verdict.ok and lang == "en":
-            return self._fallback_ja(query, qvec, notice, t) or self._refuse(qvec, lang, query, notice, t, verdict.reason)
+            return self._fallback_ja(query, qvec, notice, t, topic) or self._refuse(qvec, lang, query, notice, t, verdict.reason)
         if not verdict.ok:
             return self._refuse(qvec, lang, query, notice, t, verdict.reason)
         return self._compose(picked, hits, query, qvec, lang, notice, retrieved, t)
@@ -120,14 +126,14 @@ class Assistant:
         return Answer(text, sentences, citations, standalone_query=query, lang=lang, kind=kind, notice=notice,
                       retrieved=retrieved, timings=t.done("compose"))
 
-    def _fallback_ja(self, query, qvec, notice, t) -> Answer | None:
+    def _fallback_ja(self, query, qvec, notice, t, topic=None) -> Answer | None:
         """English question, weak English evidence: answer from the Japanese guidance, saying so. The glossary
         bridges the languages: without a known term in the question there is nothing to fall back on."""
         terms = self.glossary.find(query)
         if not terms:
             return None
         qvec = self.embedder.queries([self.glossary.canonicalize(query, "ja")])[0]
-        hits = self.retriever.search(query, lang="ja", qvec=qvec)
+        hits = self.retriever.search(query, lang="ja", qvec=qvec, topic=topic)
         picked = pick_sentences(self.index, hits, qvec, " ".join(t.term for t in terms), self.settings.max_sentences)
         evidence = [p.sentence.text for p in picked]
         top = max((h.dense for h in hits), default=0.0)
@@ -159,6 +165,31 @@ class Assistant:
             lines += ["", guard.NEAREST_LEAD[lang]] + [f"- {q}" for q in nearest]
         return Answer("\n".join(lines), refused=True, standalone_query=query, lang=lang, kind="refusal",
                       notice=notice, suggestions=tuple(nearest), timings=t.done("refuse"))
+
+    def topics(self) -> list[str]:
+        return sorted(set(self._doc_topic.values()))
+
+    def _check_topic(self, topic: str | None) -> str | None:
+        if not topic:
+            return None
+        if topic not in self._doc_topic.values():
+            raise ValueError(f"unknown topic {topic!r}; known topics: {', '.join(self.topics())}")
+        return topic
+
+    def _within(self, citations, topic: str | None) -> bool:
+        """Curated answers and comparison tables cite sections directly: under a topic filter they qualify only
+        when every cited document belongs to that topic."""
+        return topic is None or all(self._doc_topic.get((c.lang, c.doc_id)) == topic for c in citations)
+
+    def _subject_outside(self, question: str, lang: str, topic: str) -> str:
+        """A subject the question names (a noun only one or two documents use) that no document of `topic`
+        covers: answering from the topic's other sentences would be off the point, so the filter makes it a
+        refusal. Returns that noun, or ""."""
+        for noun in nouns(question):
+            docs = self._docs_by_noun.get(noun, ())
+            if 0 < len(docs) <= SPECIFIC_NOUN_DOCS and all(self._doc_topic.get((lang, d)) != topic for d in docs):
+                return noun
+        return ""
 
     def _names_own_subject(self, question: str) -> bool:
         """A noun that only one or two documents use (マーケティング, ゼロトラスト) is a subject of its own;

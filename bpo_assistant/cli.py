@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("question")
     s.add_argument("--history", help="JSON file: a list of {role, content} turns")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--topic", help="only sources of this kb topic (e.g. contracts, vendor-selection)")
 
     s = sub.add_parser("kb", help="knowledge-base checks")
     kb = s.add_subparsers(dest="kb_command", required=True)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "ask":
         from .ask_cli import cli_ask
 
-        return cli_ask(settings, args.question, args.history, as_json=args.json)
+        return cli_ask(settings, args.question, args.history, as_json=args.json, topic=args.topic)
     if cmd == "kb":
         from .kbcheck import cli_check, cli_coverage
 

@@ -130,3 +130,33 @@ def test_follow_up_rewrite_does_not_let_out_of_scope_questions_through(assistant
     history = [{"role": "user", "content": "BPOとITOの違いは？"}, {"role": "assistant", "content": "…"}]
     a = assistant.ask("今日の天気は？", history)
     assert a.refused and a.text.startswith(REFUSAL_JA)
+
+
+def test_topic_filter_keeps_every_source_inside_the_topic(assistant):
+    topic_of = {(c.lang, c.doc_id): c.topic for c in assistant.index.chunks.values()}
+    a = assistant.ask("導入するとき何に気をつければいい？", topic="precautions")
+    assert not a.refused, a.text
+    assert_cited(a, assistant)
+    assert {topic_of[(c.lang, c.doc_id)] for c in a.citations} == {"precautions"}
+
+
+def test_topic_filter_refuses_a_subject_the_topic_does_not_cover(assistant):
+    """Security is explained under vendor selection; filtered to precautions, the honest answer is a refusal,
+    not the precautions document's unrelated sentences."""
+    assert not assistant.ask("セキュリティで気をつけることは？").refused
+    assert REFUSAL_JA in assistant.ask("セキュリティで気をつけることは？", topic="precautions").text
+
+
+def test_topic_filter_applies_to_curated_answers_and_tables(assistant):
+    curated = assistant.ask("請負契約と準委任契約の違いは？")
+    assert curated.kind in ("comparison", "curated")
+    inside = assistant.ask("請負契約と準委任契約の違いは？", topic="contracts")
+    assert not inside.refused
+    assert {c.doc_id for c in inside.citations} == {"contract-types"}
+    outside = assistant.ask("請負契約と準委任契約の違いは？", topic="dx")
+    assert outside.kind not in ("comparison", "curated")
+
+
+def test_unknown_topic_is_a_clear_error(assistant):
+    with pytest.raises(ValueError, match="unknown topic 'nope'.*contracts"):
+        assistant.ask("BPOとは？", topic="nope")

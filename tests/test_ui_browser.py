@@ -240,6 +240,18 @@ def test_onboarding_tab_shows_curated_answers(page, shots, assistant):
     page.screenshot(path=str(shots / "08b-onboarding-search.png"), full_page=True)
 
 
+def test_topic_filter_limits_the_sources(page, shots):
+    page.locator("#bpo-topic input").click()
+    page.get_by_role("option", name="注意点", exact=True).click()
+    page.wait_for_timeout(300)
+    answer = ask(page, "導入するとき何に気をつければいい？")
+    titles = answer.locator(".bpo-source-title").all_text_contents()  # inside the collapsed block
+    assert titles and all("BPO委託時の注意点" in x for x in titles), titles
+    page.screenshot(path=str(shots / "08c-topic-filter.png"), full_page=True)
+    page.locator("#bpo-topic input").click()
+    page.get_by_role("option", name="すべて", exact=True).click()
+
+
 def test_ui_language_switch_and_knowledge_tab(page, shots):
     page.locator("#bpo-ui-lang").get_by_text("English").click()
     page.get_by_role("tab", name="Knowledge").wait_for()

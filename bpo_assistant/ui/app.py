@@ -42,6 +42,13 @@ def _status(assistant, settings: Settings, lang: str) -> str:
     return render_status(info if isinstance(info, dict) else None, stale, lang, error)
 
 
+def _topics(assistant) -> list[str]:
+    try:
+        return list(assistant.topics())
+    except Exception:  # noqa: BLE001 - an assistant without topics gets no filter
+        return []
+
+
 def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: int | None = None,
               stream_delay: float = 0.0) -> Any:
     """The gr.Blocks app. `store` defaults to a FeedbackStore under settings.data_dir."""
@@ -51,7 +58,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
     from .chat import ChatService
     from .safe_chatbot import SafeChatbot
-    from .labels import lang_of, reason_choices
+    from .labels import lang_of, reason_choices, topic_choices
     from .onboarding import doc_choices, render_curated, render_doc, section_order
     from .render import md_inert
 
@@ -100,6 +107,10 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
         with gr.Tabs(elem_id="bpo-tabs"):
             with gr.Tab(t(lang0, "tab_chat"), id="chat", elem_id="bpo-tab-chat") as tab_chat:
+                # Rendered here (above the chat), so ChatInterface does not tuck it into its "Additional Inputs".
+                topics = _topics(assistant)
+                topic = gr.Dropdown(topic_choices(topics, lang0), value="", label=t(lang0, "topic_filter"),
+                                    visible=bool(topics), elem_id="bpo-topic")
                 chatbot = SafeChatbot(
                     label=t(lang0, "chatbot"), height=560, layout="panel", sanitize_html=True,
                     render_markdown=True, latex_delimiters=[], buttons=["copy"], elem_id="bpo-chatbot",
@@ -111,7 +122,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                     fn=service.respond_ui,
                     chatbot=chatbot,
                     textbox=textbox,
-                    additional_inputs=[records],
+                    additional_inputs=[records, topic],
                     additional_outputs=[records],
                     examples=[[q] for q in EXAMPLES],
                     run_examples_on_click=True,
@@ -168,6 +179,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 gr.Tab(label=t(lang, "tab_chat")), gr.Tab(label=t(lang, "tab_onboarding")),
                 gr.Tab(label=t(lang, "tab_knowledge")),
                 gr.update(label=t(lang, "chatbot")), gr.update(placeholder=t(lang, "placeholder")),
+                gr.update(choices=topic_choices(topics, lang), label=t(lang, "topic_filter")),
                 t(lang, "fb_title"), gr.update(choices=reason_choices(lang), label=t(lang, "fb_reason")),
                 gr.update(label=t(lang, "fb_comment")), gr.update(value=t(lang, "fb_submit")),
                 gr.update(value=t(lang, "fb_cancel")),
@@ -179,7 +191,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
         ui_lang.change(
             switch, [ui_lang, onb_search],
-            [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, fb_title, fb_reason, fb_comment, fb_send, fb_close,
+            [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, topic, fb_title, fb_reason, fb_comment, fb_send, fb_close,
              onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
              kb_refresh],
             **ui,

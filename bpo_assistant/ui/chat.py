@@ -50,14 +50,15 @@ class ChatService:
         self.section = section
 
     # -- answering ---------------------------------------------------------------------------------------------
-    def ask(self, message: str, history: Sequence[dict] | None) -> Answer:
+    def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None) -> Answer:
         """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace."""
         turns = history_for_assistant(history)
+        kwargs = {"topic": topic} if topic else {}  # the filter's "all" is an empty value
         try:
             if self._lock is None:
-                return self.assistant.ask(message or "", turns)
+                return self.assistant.ask(message or "", turns, **kwargs)
             with self._lock:
-                return self.assistant.ask(message or "", turns)
+                return self.assistant.ask(message or "", turns, **kwargs)
         except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
             log.exception("assistant.ask failed")
             lang = detect_lang(message or "")
@@ -83,10 +84,11 @@ class ChatService:
         """The app: answer `message` given the chat `history`, yielding the message as it grows."""
         yield from self.stream(message, self.ask(message, history))
 
-    def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None):
-        """respond() plus a record of the answer (for feedback), as ChatInterface's extra output."""
+    def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None, topic: str | None = None):
+        """respond() plus a record of the answer (for feedback), as ChatInterface's extra output; `topic` is the
+        chat's source-topic filter (empty: all)."""
         history = list(history or [])
-        answer = self.ask(message, history)
+        answer = self.ask(message, history, topic)
         records = dict(records or {})
         index = len(history) + 1  # the user message goes at len(history), this answer right after it
         records[index] = {

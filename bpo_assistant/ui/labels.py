@@ -15,6 +15,8 @@ LABELS: dict[str, dict[str, str]] = {
         "chatbot": "アシスタント",
         "placeholder": "質問を入力してください(例: BPOとは何ですか？)",
         "examples": "質問の例",
+        "topic_filter": "出典のトピック",
+        "topic_all": "すべて",
         "fb_title": "どこが問題でしたか？(低評価の理由)",
         "fb_reason": "理由",
         "fb_comment": "コメント(任意)",
@@ -44,6 +46,8 @@ LABELS: dict[str, dict[str, str]] = {
         "chatbot": "Assistant",
         "placeholder": "Type a question (e.g. What is BPO?)",
         "examples": "Example questions",
+        "topic_filter": "Source topic",
+        "topic_all": "All",
         "fb_title": "What was wrong? (reason for the thumbs-down)",
         "fb_reason": "Reason",
         "fb_comment": "Comment (optional)",
@@ -114,6 +118,11 @@ def reason_choices(lang: str) -> list[tuple[str, str]]:
 def topic_name(topic: str, lang: str) -> str:
     names = TOPIC_NAMES.get(topic)
     return names.get(lang, names["ja"]) if names else topic
+
+
+def topic_choices(topics, lang: str) -> list[tuple[str, str]]:
+    """The chat's topic filter: "all" (empty value) first, then the kb's topics in learning order."""
+    return [(t(lang, "topic_all"), "")] + [(topic_name(x, lang), x) for x in sorted(topics, key=topic_rank)]
 
 
 def topic_rank(topic: str) -> tuple[int, str]:
