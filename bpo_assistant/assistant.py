@@ -38,7 +38,7 @@ class Assistant:
         """Everything derived from kb/ and the index; rebuilt together when a re-ingest lands."""
         kb = self.settings.kb_dir
         self.index = index
-        self.glossary = Glossary.load(kb / "glossary.yaml")
+        self.glossary = Glossary.load(kb / "glossary.yaml").with_phrasings(kb / "phrasings.yaml")
         self.tables = compare.load_tables(kb / "comparisons.yaml")
         self.retriever = HybridRetriever(index=index, embedder=self.embedder, glossary=self.glossary,
                                          settings=self.settings)

@@ -12,7 +12,7 @@ import re
 from typing import Callable, Mapping, Sequence
 
 from .glossary import Glossary, Term
-from .text import detect_lang
+from .text import detect_lang, split_sentences
 
 _COMPARE = re.compile(r"違い|違う|ちがい|ちがう|比較|比べ|異な|差|vs\.?|versus|differ|compare|comparison", re.I)
 _FOLLOW_CUE = re.compile(
@@ -22,6 +22,42 @@ _FOLLOW_CUE = re.compile(
 )
 _DEMONSTRATIVE = re.compile(r"それ|その|これ|この|あれ|そっち|こっち|\d+つ目|[一二三四五]つ目|\b(it|its|they|them|that|those|this)\b", re.I)
 _MAX_FOLLOW_CHARS = 40  # longer questions are almost always self-contained
+_KANJI_NUM = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_EN_ORD = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "last": -1}
+_ORDINAL = re.compile(
+    r"(?P<n>\d+|[一二三四五六七八九])\s*(?:つ目|番目|点目|個目)|(?P<last>最後)の|"
+    r"\b(?:the\s+)?(?P<en>first|second|third|fourth|fifth|sixth|last)\s+(?:one|point|item|benefit|step|thing)",
+    re.I,
+)
+_ITEM = re.compile(r"^\s*(?:[-*・•]|\d+[.)．]|[①-⑩])\s*(.+?)\s*$")
+_CIRCLED = re.compile(r"[①-⑩]")
+_MARKERS = re.compile(r"\s*\[\d+\]")
+
+
+def ordinal_item(question: str, history: Sequence[Mapping[str, str]]) -> str:
+    """「3つ目のやつ」 / "the second one": the item of that number in the last answer's list, or ""."""
+    m = _ORDINAL.search(question)
+    if not m:
+        return ""
+    if m.group("n"):
+        n = int(m.group("n")) if m.group("n").isdigit() else _KANJI_NUM[m.group("n")]
+    else:
+        n = -1 if m.group("last") else _EN_ORD[m.group("en").lower()]
+    items = _answer_items(next((str(t.get("content", "")) for t in reversed(list(history))
+                                if t.get("role") == "assistant"), ""))
+    if not items or n == 0 or n > len(items):
+        return ""
+    item = _MARKERS.sub("", items[n - 1] if n > 0 else items[-1]).strip("。、 ")
+    return re.sub(r"(です|でした|など)$", "", item)[:120]
+
+
+def _answer_items(answer: str) -> list[str]:
+    """List items of an answer: bullet or numbered lines, or an inline ①…⑤ enumeration."""
+    lines = [m.group(1) for line in answer.splitlines() if (m := _ITEM.match(line))]
+    if len(lines) >= 2:
+        return lines
+    parts = _CIRCLED.split(answer)
+    return [re.split(r"[、,。]", p.strip())[0] for p in parts[1:] if p.strip()] if len(parts) > 2 else []
 
 
 def previous_terms(history: Sequence[Mapping[str, str]], glossary: Glossary) -> list[Term]:
@@ -45,6 +81,23 @@ def _last_user_turn(history: Sequence[Mapping[str, str]]) -> str:
     return ""
 
 
+def _last_answer_sentence(history: Sequence[Mapping[str, str]]) -> str:
+    """The first real statement of the last answer (skipping 「はい。」 and lead lines such as 「…によると:」)."""
+    from .guard import REFUSAL_EN, REFUSAL_JA
+
+    answer = next((str(t.get("content", "")) for t in reversed(list(history)) if t.get("role") == "assistant"), "")
+    if REFUSAL_JA in answer or REFUSAL_EN in answer:  # a refusal names nothing to point at
+        return ""
+    for line in answer.splitlines():
+        line = _MARKERS.sub("", _ITEM.sub(r"\1", line)).strip()
+        if not line or line.endswith((":", "：")) or line.startswith(("出典", "Sources", "[")):
+            continue
+        for sentence in split_sentences(line):
+            if len(sentence) >= 12:
+                return sentence[:160]
+    return ""
+
+
 def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary,
                      names_own_subject: Callable[[str], bool] | None = None) -> str:
     """`names_own_subject(question)` tells whether the question names a specific subject of its own (e.g.
@@ -52,11 +105,20 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     question = question.strip()
     if not history:
         return question
+    item = ordinal_item(question, history) if len(question) <= _MAX_FOLLOW_CHARS else ""
+    if item:
+        # 「3つ目のやつ」 points into the last answer's list: the item is the subject, the earlier question in
+        # brackets gives its category (benefits, vendor checks); the pointer words would only add noise.
+        # Item first measured best on the dev follow-ups (vs question first, or the item alone).
+        last = _last_user_turn(history)
+        if not last:
+            return item
+        return f"{item} ({last})" if detect_lang(question) == "en" else f"{item}（{last}）"
     prior = previous_terms(history, glossary)
     if not prior:
         # No glossary term earlier: a pointing follow-up (「その人って何をやるの？」) still needs the earlier
         # question, so carry its text.
-        last = _last_user_turn(history)
+        last = _last_answer_sentence(history) or _last_user_turn(history)
         if last and _DEMONSTRATIVE.search(question) and len(question) <= _MAX_FOLLOW_CHARS:
             return f"{last} → {question}"
         return question
@@ -73,6 +135,10 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     pointing = bool(_DEMONSTRATIVE.search(question))
     if carried and not current and not pointing and names_own_subject and names_own_subject(question):
         return question
+    if carried and not current and pointing and (last := _last_answer_sentence(history) or _last_user_turn(history)):
+        # 「その人って何をやるの？」: その points at something the last turn named (専任担当者), which the
+        # glossary terms alone (BPO) would lose, so carry the answer's leading statement.
+        return f"{last} → {question}"
     if carried and (not current or pointing):
         # 「それってBPOの前にやるもの？」 after 「BPRって何？」: それ is BPR even though BPO is named.
         return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question)

@@ -45,9 +45,14 @@ class GateResult:
     known_share: float
 
 
-def known_share(question: str, vocab: dict) -> float:
+# Nouns that only point at something said before (「その人」「3つ目のやつ」「その辺の話」): they carry no subject,
+# so a follow-up made of them is judged by what it points at, not refused for using words the kb lacks.
+POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 役割 役目 中身 意味".split())
+
+
+def known_share(question: str, vocab: dict, ignore: frozenset = frozenset()) -> float:
     """Share of the question's content nouns that occur anywhere in the kb (1.0 when it names none)."""
-    tokens = nouns(question)
+    tokens = [t for t in nouns(question) if t not in ignore]
     if not tokens:
         return 1.0
     return sum(1 for t in tokens if t in vocab) / len(tokens)
@@ -57,7 +62,7 @@ def check(question: str, top_dense: float, evidence: list[str], vocab: dict, set
     """`question` is the standalone query; `asked` the user's own words. Both must use words the kb knows, so a
     follow-up rewrite cannot smuggle 「今日の天気は？」 past the gate by prefixing an earlier topic."""
     share = known_share(question, vocab)
-    if asked and known_share(asked, vocab) == 0.0:
+    if asked and known_share(asked, vocab, POINTER_NOUNS) == 0.0:
         return GateResult(False, "none of the question's own words occur in the kb", top_dense, 0.0)
     if top_dense < settings.min_dense_score:
         return GateResult(False, f"weak dense match {top_dense:.3f}", top_dense, share)

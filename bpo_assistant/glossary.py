@@ -42,6 +42,7 @@ class Glossary:
         surfaces.sort(key=lambda p: -len(p[0]))
         self._surfaces = surfaces
         self._patterns = [(re.compile(self._pattern(s)), s, t) for s, t in surfaces]
+        self.phrasings: list[tuple[str, tuple[str, ...], str]] = []  # (lang, everyday forms, kb word)
 
     @staticmethod
     def _pattern(surface: str) -> str:
@@ -66,25 +67,42 @@ class Glossary:
         ]
         return cls(terms)
 
-    def find(self, text: str) -> list[Term]:
-        """Terms mentioned in text, in order of appearance, longest match wins, each term once."""
+    def spans(self, text: str) -> list[tuple[int, int, Term]]:
+        """(start, end, term) of each mention in the normalized, lower-cased text, longest match wins."""
         key = _key(text)
         taken = [False] * len(key)
-        found: list[tuple[int, Term]] = []
+        found: list[tuple[int, int, Term]] = []
         for pattern, _surface, term in self._patterns:
             for m in pattern.finditer(key):
                 if any(taken[m.start() : m.end()]):
                     continue
                 for i in range(m.start(), m.end()):
                     taken[i] = True
-                found.append((m.start(), term))
+                found.append((m.start(), m.end(), term))
+        return sorted(found, key=lambda p: p[0])
+
+    def find(self, text: str) -> list[Term]:
+        """Terms mentioned in text, in order of appearance, longest match wins, each term once."""
         seen: set[str] = set()
         ordered = []
-        for _, term in sorted(found, key=lambda p: p[0]):
+        for _, _, term in self.spans(text):
             if term.term not in seen:
                 seen.add(term.term)
                 ordered.append(term)
         return ordered
+
+    def with_phrasings(self, path: Path) -> "Glossary":
+        """Add kb/phrasings.yaml: everyday wording (気をつけること) mapped to the kb's word (注意点)."""
+        if Path(path).exists():
+            rows = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+            self.phrasings = [(str(r.get("lang", "ja")), tuple(_key(str(x)) for x in r.get("says", []) if x),
+                               str(r["kb_word"])) for r in rows if isinstance(r, dict) and r.get("kb_word")]
+        return self
+
+    def phrasing_words(self, text: str, lang: str) -> list[str]:
+        key = _key(text)
+        return [word for lg, says, word in self.phrasings if lg == lang and word not in key
+                and any(s in key for s in says)]
 
     def expand(self, text: str, lang: str) -> str:
         """Extra words for the keyword arm: the canonical name and the other language's name of each term."""
@@ -93,6 +111,7 @@ class Glossary:
             extra.append(term.term)
             if term.en:
                 extra.append(term.en.split(" (")[0])
+        extra += self.phrasing_words(text, lang)
         return " ".join(dict.fromkeys(extra))
 
     def canonicalize(self, text: str, lang: str = "ja") -> str:

@@ -18,12 +18,15 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .text import detect_lang
+from .text import detect_lang, normalize
 from .types import Chunk
 
-# "What is X?" questions: the glossary knows which document explains X (a third, tiny retrieval arm).
-_DEFINITION = re.compile(r"とは|って何|ってなに|って(どういう|どんな)|の意味|意味は|what\s+is|what's|what\s+are|"
-                         r"what\s+does\s+.+\s+mean|meaning\s+of|defin|正式名称|略称|何の略|stand\s+for|abbreviat", re.I)
+# "What is X?" questions: the glossary knows which document explains X (a third, tiny retrieval arm). The cue
+# must sit right at the term (「BPOとは」, "what is BPO"): 「BPOにするといいことって何？」 asks about benefits.
+_CUE_AFTER = re.compile(r"^[」』\"')\s]*(とは|って何|ってなに|って(どういう|どんな)|の意味|の正式名称|の略称|は何の略|"
+                        r"\s*stand\s+for|\s*mean)", re.I)
+_CUE_BEFORE = re.compile(r"(what\s+is|what's|what\s+are|what\s+does|meaning\s+of|define|definition\s+of)"
+                         r"(\s+(an?|the))?[\s「『\"']*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,13 @@ class HybridRetriever(BaseRetriever):
         """For a definitional question about one glossary term: the first chunk of the section the glossary
         names for it, so 「請負契約とは？」 lands on the definition rather than on a look-alike section."""
         terms = self.glossary.find(query)
-        if len(terms) != 1 or not _DEFINITION.search(query):
+        if len(terms) != 1:
             return []
         term = terms[0]
+        key = normalize(query).lower()  # the text glossary spans index into
+        if not any(_CUE_AFTER.search(key[end:]) or _CUE_BEFORE.search(key[:start])
+                   for start, end, _ in self.glossary.spans(query)):
+            return []
         for cid in self._ids_by_lang().get(lang, ()):
             chunk = self.index.chunks[cid]
             if (chunk.doc_id, chunk.section_id, chunk.ordinal) == (term.doc, term.section, 0):

@@ -123,3 +123,40 @@ def test_pointing_follow_up_without_glossary_terms_carries_the_earlier_question(
     history = [{"role": "user", "content": "社内に専任の担当は置いたほうがいい？"}, {"role": "assistant", "content": "…"}]
     q = standalone_query("その人って具体的に何をやるの？", history, glossary)
     assert "専任の担当" in q and q.endswith("その人って具体的に何をやるの？")
+
+
+def test_pointing_follow_up_carries_what_the_last_answer_named(glossary):
+    history = [{"role": "user", "content": "BPOを始めるとき、社内に担当は要る？"},
+               {"role": "assistant", "content": "ナレッジベースによると:\n\n- BPO全体を管理・監督する専任担当者を置くことが必要です。 [1]"}]
+    q = standalone_query("その人って何をするの？", history, glossary)
+    assert "専任担当者" in q and "[1]" not in q and q.endswith("その人って何をするの？")
+
+
+def test_ordinal_follow_up_resolves_the_item_of_the_last_answers_list(glossary):
+    from bpo_assistant.followup import ordinal_item
+
+    bullets = [{"role": "user", "content": "委託先選びのポイントは？"},
+               {"role": "assistant", "content": "- 対象業務が合うか [1]\n- 稼働までの速さ [1]\n- セキュリティ対策 [2]"}]
+    assert ordinal_item("2つ目をもっと詳しく", bullets) == "稼働までの速さ"
+    assert ordinal_item("最後のやつは？", bullets) == "セキュリティ対策"
+    assert ordinal_item("Tell me more about the second one", bullets) == "稼働までの速さ"
+    assert ordinal_item("5つ目は？", bullets) == ""  # no fifth item: nothing is invented
+    circled = [{"role": "user", "content": "BPOのメリットは？"},
+               {"role": "assistant", "content": "主に①コア業務への集中、②品質向上、③コスト削減です。[1]"}]
+    q = standalone_query("3つ目のやつ、詳しく", circled, glossary)
+    assert q == "コスト削減（BPOのメリットは？）"
+
+
+def test_refusal_is_not_a_referent(glossary):
+    from bpo_assistant.guard import REFUSAL_JA
+
+    history = [{"role": "user", "content": "今日の天気は？"}, {"role": "assistant", "content": REFUSAL_JA}]
+    assert REFUSAL_JA not in standalone_query("それってどういうこと？", history, glossary)
+
+
+def test_everyday_phrasing_adds_the_kb_word_to_the_keyword_query(glossary):
+    g = Glossary.load(REPO_ROOT / "kb" / "glossary.yaml").with_phrasings(REPO_ROOT / "kb" / "phrasings.yaml")
+    assert "注意点" in g.expand("BPOを頼むときに気をつけることは？", "ja").split()
+    assert "メリット" in g.expand("BPOにするといいことって何？", "ja").split()
+    assert "注意点" not in g.expand("BPOの注意点は？", "ja").split()  # already in the kb's words
+    assert "注意点" not in g.expand("What should we watch out for?", "en")
