@@ -43,8 +43,7 @@ def ordinal_item(question: str, history: Sequence[Mapping[str, str]]) -> str:
         n = int(m.group("n")) if m.group("n").isdigit() else _KANJI_NUM[m.group("n")]
     else:
         n = -1 if m.group("last") else _EN_ORD[m.group("en").lower()]
-    items = _answer_items(next((str(t.get("content", "")) for t in reversed(list(history))
-                                if t.get("role") == "assistant"), ""))
+    items = _answer_items(_last_turn(history, "assistant"))
     if not items or n == 0 or n > len(items):
         return ""
     item = _MARKERS.sub("", items[n - 1] if n > 0 else items[-1]).strip("。、 ")
@@ -74,18 +73,27 @@ def previous_terms(history: Sequence[Mapping[str, str]], glossary: Glossary) -> 
     return terms
 
 
-def _last_user_turn(history: Sequence[Mapping[str, str]]) -> str:
+def _last_turn(history: Sequence[Mapping[str, str]], role: str) -> str:
     for turn in reversed(list(history)):
-        if turn.get("role") == "user" and str(turn.get("content", "")).strip():
-            return str(turn["content"]).strip()[:200]
+        if turn.get("role") == role and str(turn.get("content", "")).strip():
+            return str(turn["content"]).strip()
     return ""
+
+
+def _last_user_turn(history: Sequence[Mapping[str, str]]) -> str:
+    return _last_turn(history, "user")[:200]
+
+
+def _referent(history: Sequence[Mapping[str, str]]) -> str:
+    """What 「それ」「その人」 points at: the last answer's leading statement, else the last question."""
+    return _last_answer_sentence(history) or _last_user_turn(history)
 
 
 def _last_answer_sentence(history: Sequence[Mapping[str, str]]) -> str:
     """The first real statement of the last answer (skipping 「はい。」 and lead lines such as 「…によると:」)."""
     from .guard import REFUSAL_EN, REFUSAL_JA
 
-    answer = next((str(t.get("content", "")) for t in reversed(list(history)) if t.get("role") == "assistant"), "")
+    answer = _last_turn(history, "assistant")
     if REFUSAL_JA in answer or REFUSAL_EN in answer:  # a refusal names nothing to point at
         return ""
     for line in answer.splitlines():
@@ -118,7 +126,7 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     if not prior:
         # No glossary term earlier: a pointing follow-up (「その人って何をやるの？」) still needs the earlier
         # question, so carry its text.
-        last = _last_answer_sentence(history) or _last_user_turn(history)
+        last = _referent(history)
         if last and _DEMONSTRATIVE.search(question) and len(question) <= _MAX_FOLLOW_CHARS:
             return f"{last} → {question}"
         return question
@@ -135,7 +143,7 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     pointing = bool(_DEMONSTRATIVE.search(question))
     if carried and not current and not pointing and names_own_subject and names_own_subject(question):
         return question
-    if carried and not current and pointing and (last := _last_answer_sentence(history) or _last_user_turn(history)):
+    if carried and not current and pointing and (last := _referent(history)):
         # 「その人って何をやるの？」: その points at something the last turn named (専任担当者), which the
         # glossary terms alone (BPO) would lose, so carry the answer's leading statement.
         return f"{last} → {question}"

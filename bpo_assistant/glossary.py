@@ -26,8 +26,12 @@ class Term:
         return self.en.split(" (")[0] if lang == "en" else self.term
 
 
-def _key(text: str) -> str:
+def text_key(text: str) -> str:
+    """The form Glossary.spans() indexes into: NFKC, lower case."""
     return normalize(text).lower()
+
+
+_key = text_key
 
 
 class Glossary:

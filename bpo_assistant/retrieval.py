@@ -18,7 +18,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .text import detect_lang, normalize
+from .glossary import text_key
+from .text import detect_lang
 from .types import Chunk
 
 # "What is X?" questions: the glossary knows which document explains X (a third, tiny retrieval arm). The cue
@@ -76,7 +77,7 @@ class HybridRetriever(BaseRetriever):
         if len(terms) != 1:
             return []
         term = terms[0]
-        key = normalize(query).lower()  # the text glossary spans index into
+        key = text_key(query)
         if not any(_CUE_AFTER.search(key[end:]) or _CUE_BEFORE.search(key[:start])
                    for start, end, _ in self.glossary.spans(query)):
             return []

@@ -44,7 +44,7 @@ class FakeAssistant:
     def __init__(self):
         self.calls = []
 
-    def ask(self, question, history=()):
+    def ask(self, question, history=(), topic=None):
         self.calls.append((question, list(history)))
         lang = detect_lang(question)
         if "天気" in question or "weather" in question:
@@ -225,7 +225,7 @@ def test_login_and_no_file_serving(tmp_path):
 
 def test_assistant_failure_becomes_a_message():
     class Broken(FakeAssistant):
-        def ask(self, question, history=()):
+        def ask(self, question, history=(), topic=None):
             raise RuntimeError("index gone")
 
     steps = list(ChatService(Broken()).respond("BPOとは？", []))

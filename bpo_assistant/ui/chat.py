@@ -53,12 +53,11 @@ class ChatService:
     def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None) -> Answer:
         """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace."""
         turns = history_for_assistant(history)
-        kwargs = {"topic": topic} if topic else {}  # the filter's "all" is an empty value
         try:
             if self._lock is None:
-                return self.assistant.ask(message or "", turns, **kwargs)
+                return self.assistant.ask(message or "", turns, topic=topic or None)  # "all" is ""
             with self._lock:
-                return self.assistant.ask(message or "", turns, **kwargs)
+                return self.assistant.ask(message or "", turns, topic=topic or None)  # "all" is ""
         except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
             log.exception("assistant.ask failed")
             lang = detect_lang(message or "")
