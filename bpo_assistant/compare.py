@@ -110,3 +110,23 @@ def _render(table: Table, rows: list[dict], cols: list[dict], lang: str, section
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "／")
+
+
+def answer(turn, kb, settings) -> "Answer | None":
+    """Stage: "AとBの違い" (or one term + a difference word) answered from kb/comparisons.yaml, when a table
+    covers the terms and, under a topic filter, every cited document is in the topic."""
+    from .types import Answer
+
+    n_terms = len(kb.glossary.find(turn.query))
+    if not turn.query or not is_comparison(turn.query, n_terms):
+        return None
+    table = pick_columns(turn.query, kb.tables, kb.glossary)
+    if table is None:
+        return None
+    text, citations = render(*table, turn.lang, kb.section, settings.max_answer_chars)
+    if not kb.within(citations, turn.topic):
+        return None
+    return Answer(text, (), citations, standalone_query=turn.query, lang=turn.lang, kind="comparison",
+                  notice=turn.notice, retrieved=kb.chunk_ids(citations), confidence=1.0,
+                  reason=f"comparison table {table[0].id}: " + ", ".join(c["id"] for c in table[1]),
+                  timings=turn.timer.done("compose"))

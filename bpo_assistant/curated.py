@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from .bank import expand
 from .kbfiles import section_hash, section_sentences
 from .types import Citation, SourceDoc
 
@@ -38,6 +38,12 @@ class CuratedAnswer:
     @property
     def stale(self) -> bool:
         return bool(self.stale_sections)
+
+
+def curated_base(curated_id: str, lang: str) -> str:
+    """what-is-bpo-ja and what-is-bpo-en are one answer in two languages: one router class."""
+    suffix = f"-{lang}"
+    return curated_id[: -len(suffix)] if curated_id.endswith(suffix) else curated_id
 
 
 class CuratedError(ValueError):
@@ -135,7 +141,7 @@ def resolve(data: dict, path: Path, docs: dict[tuple[str, str], SourceDoc]) -> C
     if problem:
         raise CuratedError(f"{path}:1: {problem}")
     return CuratedAnswer(
-        id=str(data["id"]), lang=lang, topic=str(data["topic"]), questions=tuple(map(str, data["questions"])),
+        id=str(data["id"]), lang=lang, topic=str(data["topic"]), questions=tuple(e for q in data["questions"] for e in expand(str(q))),
         answer=str(data["answer"]).strip(), sources=sources, source_hash=str(data.get("source_hash", "")),
         owner=str(data["owner"]), reviewed=str(data["reviewed"]), path=str(path),
         citations=tuple(citations), stale_sections=tuple(stale),
@@ -152,27 +158,34 @@ def load_curated(kb_dir: Path, docs: dict[tuple[str, str], SourceDoc]) -> tuple[
     return answers, errors
 
 
-class CuratedMatcher:
-    """Nearest curated question by embedding similarity; a match needs cosine ≥ threshold in the same language."""
+def answer(turn, kb, settings) -> "Answer | None":
+    """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
+    section router agrees (its top section is one the answer cites), and the question is close to a phrasing the
+    routers know (a question unlike every training question gets an unreliable probability)."""
+    from . import gate
+    from .types import Answer, AnswerSentence
 
-    def __init__(self, answers: list[CuratedAnswer], embedder, threshold: float) -> None:
-        self.answers = answers
-        self.threshold = threshold
-        self._owner = [i for i, a in enumerate(answers) for _ in a.questions]
-        texts = [q for a in answers for q in a.questions]
-        self._vectors = embedder.queries(texts) if texts else np.zeros((0, 1), np.float32)
-
-    def nearest(self, qvec: np.ndarray, lang: str, n: int = 3) -> list[tuple[CuratedAnswer, float]]:
-        if not len(self._owner):
-            return []
-        sims = self._vectors @ qvec
-        best: dict[int, float] = {}
-        for row, owner in enumerate(self._owner):
-            if self.answers[owner].lang == lang:
-                best[owner] = max(best.get(owner, -1.0), float(sims[row]))
-        ranked = sorted(best.items(), key=lambda p: -p[1])[:n]
-        return [(self.answers[i], s) for i, s in ranked]
-
-    def match(self, qvec: np.ndarray, lang: str) -> tuple[CuratedAnswer, float] | None:
-        top = self.nearest(qvec, lang, 1)
-        return top[0] if top and top[0][1] >= self.threshold else None
+    if kb.curated_router is None or not turn.query or not len(kb.questions):
+        return None
+    base, p = kb.curated_router.ranked(turn.qvec)[0]
+    chosen = kb.curated_by_base.get((base, turn.lang))
+    if chosen is None or p < settings.curated_min_p:
+        return None
+    cited = {f"{d}#{s}" for d, s, _ in chosen.sources}
+    if turn.routed and turn.routed[0][0] not in cited:
+        return None
+    nearest = float((kb.question_vectors @ turn.qvec).max())
+    if nearest < settings.curated_min_cos or not kb.within(chosen.citations, turn.topic):
+        return None
+    if gate.asks_for_missing_type(turn.query, chosen.answer):
+        return None
+    if gate.known_share(turn.asked, kb.index.keyword.vocab, gate.POINTER_NOUNS) == 0.0:
+        return None
+    sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
+    text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(
+        f"- {c.label}" for c in chosen.citations)
+    notice = " ".join(x for x in (turn.notice, STALE_NOTICE[chosen.lang] if chosen.stale else "") if x)
+    return Answer(text, sentences, chosen.citations, curated=True, standalone_query=turn.query, lang=chosen.lang,
+                  kind="curated", notice=notice, stale=chosen.stale, retrieved=kb.chunk_ids(chosen.citations),
+                  confidence=p, reason=f"curated {chosen.id} (p={p:.2f}, nearest phrasing cos {nearest:.3f})",
+                  timings=turn.timer.done("curated"))

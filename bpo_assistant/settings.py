@@ -58,14 +58,21 @@ class Settings(BaseSettings):
 
     # Answering
     max_answer_chars: int = 900
-    max_sentences: int = 5
+    max_sentences: int = 6
     max_question_chars: int = 2000
     # Calibrated on evals/suites/dev.jsonl; see README "Calibration".
     min_dense_score: float = 0.80
     min_keyword_overlap: float = 0.34
-    # Highest-precision cut on the dev suite: every match ≥ 0.968 cited a right document, the first wrong one
-    # scored 0.967 (see README "Calibration").
-    curated_threshold: float = 0.97
+    # Routing and composition (bpo_assistant/grounded.py). Chosen on the bank's cross-validation and the dev
+    # suite, never on evals/suites/blind.jsonl (README "Router").
+    router_weight: float = 0.10  # section score = best chunk score (cosine units) + router_weight × P(section)
+    second_section_margin: float = 0.02  # a second section joins when it scores within this of the first
+    prior_weight: float = 0.05  # 「その中で…」: sections of the documents the previous answer cited
+    intent_weight: float = 0.02  # a sentence holding the words that answer the question's intent
+    overlap_weight: float = 0.25  # keyword overlap next to e5 similarity when choosing sentences
+    # Curated answers: the curated router's calibrated probability, and the nearest training phrasing's cosine.
+    curated_min_p: float = 0.5
+    curated_min_cos: float = 0.92
 
     auth_file: Path | None = None
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
+
+AnswerKind = Literal["extractive", "comparison", "curated", "llm", "refusal", "prompt", "error", "peer"]
 
 
 def content_hash(text: str, length: int = 12) -> str:
@@ -112,12 +115,19 @@ class Answer:
     curated: bool = False
     standalone_query: str = ""
     lang: str = "ja"
-    kind: str = "extractive"  # extractive | comparison | curated | llm | refusal | prompt
+    kind: AnswerKind = "extractive"
     notice: str = ""  # e.g. truncated input, Japanese fallback, stale curated answer
     stale: bool = False
     suggestions: tuple[str, ...] = ()
     retrieved: tuple[str, ...] = ()  # chunk ids seen by the composer, for citation validity
+    reason: str = ""  # why this answer (which stage, which sections) or why the refusal (which check)
+    confidence: float = 0.0  # the router's calibrated probability for what was answered (0 when not routed)
     timings: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """"doc#section" of every citation, in citation order: what a follow-up narrows to."""
+        return tuple(dict.fromkeys(f"{c.doc_id}#{c.section_id}" for c in self.citations))
 
     def to_json(self) -> dict:
         return {
@@ -132,5 +142,8 @@ class Answer:
             "notice": self.notice,
             "stale": self.stale,
             "suggestions": list(self.suggestions),
+            "reason": self.reason,
+            "confidence": round(self.confidence, 3),
+            "sections": list(self.sections),
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
         }

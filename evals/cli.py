@@ -1,4 +1,7 @@
-"""`bpo-assistant eval`: load suites, run them, optionally the naive pipeline, gate, baseline, report, print.
+"""`bpo-assistant eval`: load suites, run them, optionally the peer pipeline, gate, baseline, report, print.
+
+--with-baseline-pipeline also scores the peer pipeline (evals/baseline_pipeline.py: what a capable LangChain
+user builds) on the same cases and prints both side by side, with ours / peer on answerable cases.
 
 Exit codes: 0 ok; 1 the gate failed; 2 usage or IO error (missing suite, unreadable baseline, no index...).
 With --json exactly one JSON object goes to stdout (on errors too: {"error", "exit_code"}); while the run is in
@@ -60,11 +63,11 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_cli(settings, args, assistant_factory, naive_factory) -> int:
+def run_cli(settings, args, assistant_factory, peer_factory) -> int:
     as_json = bool(getattr(args, "json", False))
     with stdout_to_stderr():
         try:
-            code, payload = _run(settings, args, assistant_factory, naive_factory)
+            code, payload = _run(settings, args, assistant_factory, peer_factory)
         except UsageError as exc:
             _err(f"eval: error: {exc}")
             code, payload = 2, {"error": str(exc), "exit_code": 2}
@@ -80,7 +83,7 @@ def run_cli(settings, args, assistant_factory, naive_factory) -> int:
     return code
 
 
-def _run(settings, args, assistant_factory, naive_factory) -> tuple[int, dict]:
+def _run(settings, args, assistant_factory, peer_factory) -> tuple[int, dict]:
     timeout_s = float(getattr(args, "timeout", None) or DEFAULT_TIMEOUT_S)
     suites = list(getattr(args, "suite", None) or [])
     if not suites:
@@ -114,17 +117,19 @@ def _run(settings, args, assistant_factory, naive_factory) -> tuple[int, dict]:
                "warmup_ms": round(warmup_ms, 1), "embedder": settings.embedder}
     code = 0
 
-    naive_summary = None
+    peer_summary = None
     if getattr(args, "with_baseline_pipeline", False):
         try:
-            naive = naive_factory(settings, embedder=getattr(assistant, "embedder", None))
+            peer = peer_factory(settings, embedder=getattr(assistant, "embedder", None))
             try:
-                naive_run = run_suite(cases, naive.ask, index, timeout_s, progress=True, desc="naive")
+                # unscored warm-up, as for ours: first-query start-up must not land in case 1's latency
+                call_with_timeout(lambda: peer.ask(WARMUP_QUESTION, ()), timeout_s)
+                peer_run = run_suite(cases, peer.ask, index, timeout_s, progress=True, desc="peer")
             finally:
-                getattr(naive, "close", lambda: None)()
-            naive_summary = payload["baseline_pipeline"] = compare_pipelines(run, naive_run)
+                getattr(peer, "close", lambda: None)()
+            peer_summary = payload["baseline_pipeline"] = compare_pipelines(run, peer_run)
         except Exception as exc:  # noqa: BLE001 - reported; our own run still stands
-            _err(f"eval: the naive pipeline failed: {type(exc).__name__}: {exc}")
+            _err(f"eval: the peer pipeline failed: {type(exc).__name__}: {exc}")
             payload["baseline_pipeline"] = {"error": f"{type(exc).__name__}: {exc}"}
             code = 2
 
@@ -155,7 +160,7 @@ def _run(settings, args, assistant_factory, naive_factory) -> tuple[int, dict]:
 
         try:
             paths = write_report(args.report, run, baseline=baseline, gate=payload.get("gate"),
-                                 naive=naive_summary, coverage=_coverage(settings))
+                                 peer=peer_summary, coverage=_coverage(settings))
         except OSError as exc:
             raise UsageError(f"cannot write the report to {args.report}: {exc}") from None
         payload["report"] = {k: str(v) for k, v in paths.items()}
@@ -197,15 +202,37 @@ def human_summary(p: dict, max_failures: int = 15) -> str:
         lines.append(f"  FAIL {r['id']}: " + "; ".join(r["reasons"]))
     if len(failing) > max_failures:
         lines.append(f"  ... and {len(failing) - max_failures} more failing case(s)")
-    naive = p.get("baseline_pipeline")
-    if naive and "error" not in naive:
-        lines.append(
-            f"naive pipeline: {naive['passed']}/{naive['cases']} passed ({_fmt(naive['pass_rate'], True)}), "
-            f"latency p50 {naive['latency_ms']['p50']} ms; ours/naive: pass rate {_fmt(naive['ratios']['pass_rate_ratio'])}"
-            f", latency p50 {_fmt(naive['ratios']['latency_p50_ratio'])}"
-        )
+    peer = p.get("baseline_pipeline")
+    if peer and "error" not in peer:
+        lines += peer_lines(p, peer)
     g = p.get("gate")
     if g:
         lines.append("gate: OK" if g["ok"] else "gate: FAILED - " + "; ".join(g["reasons"]))
     return "\n".join(lines)
 
+
+_PEER_HEAD = ("passed", "pass rate", "answerable", "ans. rate", "refusal P / R", "cit. valid", "p50")
+_PEER_WIDTHS = (9, 11, 12, 11, 17, 12, 12)
+
+
+def peer_lines(ours: dict, peer: dict) -> list[str]:
+    """Ours and the peer pipeline side by side, then the ratios ours / peer."""
+    from .baseline_pipeline import DESCRIPTION
+
+    def row(name, r):
+        cells = (f"{r['passed']}/{r['cases']}", _fmt(r["pass_rate"], True),
+                 f"{r.get('answerable_passed', 'n/a')}/{r.get('answerable_cases', 'n/a')}",
+                 _fmt(r.get("answerable_pass_rate"), True),
+                 f"{_fmt(r['refusal_precision'])} / {_fmt(r['refusal_recall'])}", _fmt(r["citation_validity"]),
+                 f"{r['latency_ms']['p50']} ms")
+        return f"  {name:<5}" + "".join(f"{c:>{w}}" for c, w in zip(cells, _PEER_WIDTHS))
+
+    ratios = peer["ratios"]
+    return [
+        f"{peer.get('description', DESCRIPTION)}:",
+        f"  {'':<5}" + "".join(f"{h:>{w}}" for h, w in zip(_PEER_HEAD, _PEER_WIDTHS)),
+        row("ours", ours),
+        row("peer", peer),
+        f"  ours/peer: answerable pass rate {_fmt(ratios.get('answerable_pass_ratio'))} (answerable_pass_ratio), "
+        f"pass rate {_fmt(ratios['pass_rate_ratio'])}, latency p50 {_fmt(ratios['latency_p50_ratio'])}",
+    ]

@@ -116,7 +116,8 @@ def aggregate(results: list[dict]) -> dict:
 
     Each result carries: passed, refused, expect_refuse, latency_ms, citations_valid (list of bools), rank
     (None or int) and has_doc_ids, topic, lang. Undefined ratios (nothing to divide by) are None, except
-    citation_validity, which is 1.0 when there are no citations.
+    citation_validity, which is 1.0 when there are no citations. "Answerable" cases are those with
+    expect.refuse false.
     """
     n = len(results)
     passed = sum(r["passed"] for r in results)
@@ -126,10 +127,15 @@ def aggregate(results: list[dict]) -> dict:
     checks = [ok for r in results for ok in r["citations_valid"]]
     ranked = [r["rank"] for r in results if r["has_doc_ids"]]
     latencies = [r["latency_ms"] for r in results]
+    answerable = [r for r in results if not r["expect_refuse"]]
+    answerable_passed = sum(r["passed"] for r in answerable)
     return {
         "cases": n,
         "passed": passed,
         "pass_rate": round(passed / n, 4) if n else 0.0,
+        "answerable_cases": len(answerable),
+        "answerable_passed": answerable_passed,
+        "answerable_pass_rate": _ratio(answerable_passed, len(answerable)),
         "refusal_precision": _ratio(tp, predicted),
         "refusal_recall": _ratio(tp, actual),
         "citation_validity": _ratio(sum(checks), len(checks)) if checks else 1.0,

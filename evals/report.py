@@ -74,10 +74,11 @@ def _grouped(ax, title, metrics, series: dict[str, list], ylabel, fmt="{:.3g}") 
 
 
 def _rates_and_latency(plt, title, rates: dict[str, list], latency: dict[str, list] | None) -> bytes:
-    """Left: pass rate and citation validity per series; right (optional): p50/p95 latency in ms."""
+    """Left: pass rate ([answerable pass rate]) and citation validity per series; right (optional): p50/p95 ms."""
     fig, axes = plt.subplots(1, 2 if latency else 1, figsize=(9 if latency else 5, 3.2), squeeze=False)
-    _grouped(axes[0][0], "pass rate / citation validity", ["pass rate", "citation validity"], rates, "share",
-             "{:.1%}")
+    names = ["pass rate", "answerable", "citation validity"] if len(next(iter(rates.values()))) == 3 else \
+        ["pass rate", "citation validity"]
+    _grouped(axes[0][0], "pass rate / citation validity", names, rates, "share", "{:.1%}")
     axes[0][0].set_ylim(0, 1.22)
     if latency:
         _grouped(axes[0][1], "latency", ["p50", "p95"], latency, "ms", "{:.0f}")
@@ -86,7 +87,7 @@ def _rates_and_latency(plt, title, rates: dict[str, list], latency: dict[str, li
     return _png(plt, fig)
 
 
-def make_charts(run: dict, baseline=None, naive=None, coverage=None) -> dict[str, tuple[str, bytes]]:
+def make_charts(run: dict, baseline=None, peer=None, coverage=None) -> dict[str, tuple[str, bytes]]:
     """name -> (caption, PNG bytes)."""
     plt, has_cjk = _setup_matplotlib()
 
@@ -115,14 +116,14 @@ def make_charts(run: dict, baseline=None, naive=None, coverage=None) -> dict[str
             plt, f"This run vs baseline ({baseline.get('created', '?')})",
             {"baseline": [baseline.get("pass_rate"), baseline.get("citation_validity")],
              "this run": [run["pass_rate"], run["citation_validity"]]}, None))
-    if naive and "error" not in naive:
-        r = naive["ratios"]
-        charts["vs_naive"] = ("Ours vs the naive LangChain pipeline", _rates_and_latency(
-            plt, f"Ours vs naive pipeline (ours/naive): pass rate {_x(r['pass_rate_ratio'])}, "
+    if peer and "error" not in peer:
+        r = peer["ratios"]
+        charts["vs_peer"] = ("Ours vs the peer LangChain pipeline", _rates_and_latency(
+            plt, f"Ours vs peer pipeline (ours/peer): answerable pass rate {_x(r.get('answerable_pass_ratio'))}, "
                  f"p50 latency {_x(r['latency_p50_ratio'])}",
-            {"naive": [naive["pass_rate"], naive["citation_validity"]],
-             "ours": [run["pass_rate"], run["citation_validity"]]},
-            {"naive": [naive["latency_ms"]["p50"], naive["latency_ms"]["p95"]],
+            {"peer": [peer["pass_rate"], peer.get("answerable_pass_rate"), peer["citation_validity"]],
+             "ours": [run["pass_rate"], run.get("answerable_pass_rate"), run["citation_validity"]]},
+            {"peer": [peer["latency_ms"]["p50"], peer["latency_ms"]["p95"]],
              "ours": [run["latency_ms"]["p50"], run["latency_ms"]["p95"]]}))
     if coverage and coverage.get("facts"):
         charts["coverage"] = ("Knowledge coverage of the source article's facts", _bar_chart(
@@ -140,16 +141,25 @@ def _v(x, pct=False) -> str:
     return "n/a" if x is None else (f"{x:.1%}" if pct else (f"{x:.3f}" if isinstance(x, float) else str(x)))
 
 
-def _summary_rows(run, gate, naive) -> list[tuple[str, str]]:
+def _summary_rows(run, gate, peer) -> list[tuple[str, str]]:
     rows = [("cases", _v(run["cases"])), ("passed", _v(run["passed"])), ("pass rate", _v(run["pass_rate"], True))]
     rows += [(k.replace("_", " "), _v(run[k])) for k in ("refusal_precision", "refusal_recall", "citation_validity",
                                                          "recall_at_1", "recall_at_3", "mrr")]
     lat = run["latency_ms"]
     rows += [("latency p50 / p95 (ms)", " / ".join("n/a" if lat[q] is None else f"{lat[q]:.0f}" for q in ("p50", "p95")))]
-    if naive and "error" not in naive:
-        rows += [("naive pipeline pass rate", _v(naive["pass_rate"], True)),
-                 ("ours / naive pass rate", _v(naive["ratios"]["pass_rate_ratio"])),
-                 ("ours / naive p50 latency", _v(naive["ratios"]["latency_p50_ratio"]))]
+    if peer and "error" not in peer:
+        from .baseline_pipeline import DESCRIPTION
+
+        r = peer["ratios"]
+        rows += [("peer", peer.get("description", DESCRIPTION)),
+                 ("pass rate ours / peer", f"{_v(run['pass_rate'], True)} / {_v(peer['pass_rate'], True)}"),
+                 ("answerable pass rate ours / peer", f"{_v(run.get('answerable_pass_rate'), True)} / "
+                                                      f"{_v(peer.get('answerable_pass_rate'), True)}"),
+                 ("refusal P / R ours", f"{_v(run['refusal_precision'])} / {_v(run['refusal_recall'])}"),
+                 ("refusal P / R peer", f"{_v(peer['refusal_precision'])} / {_v(peer['refusal_recall'])}"),
+                 ("ours / peer answerable pass rate", _v(r.get("answerable_pass_ratio"))),
+                 ("ours / peer pass rate", _v(r["pass_rate_ratio"])),
+                 ("ours / peer p50 latency", _v(r["latency_p50_ratio"]))]
     if gate:
         rows += [("gate", "OK" if gate["ok"] else "FAILED: " + "; ".join(gate["reasons"]))]
     return rows
@@ -159,12 +169,12 @@ def _md_cell(text: str) -> str:
     return html.escape(str(text)).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
-def write_report(out_dir, run: dict, baseline=None, gate=None, naive=None, coverage=None) -> dict[str, Path]:
+def write_report(out_dir, run: dict, baseline=None, gate=None, peer=None, coverage=None) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    charts = make_charts(run, baseline, naive, coverage)
+    charts = make_charts(run, baseline, peer, coverage)
     failing = [r for r in run["results"] if not r["passed"]]
-    rows = _summary_rows(run, gate, naive)
+    rows = _summary_rows(run, gate, peer)
     e = html.escape
 
     md = ["# Q&A regression report", "", "| metric | value |", "|---|---|"]

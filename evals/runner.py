@@ -95,16 +95,32 @@ def summary_only(run: dict) -> dict:
     return {k: v for k, v in run.items() if k != "results"}
 
 
-def compare_pipelines(ours: dict, naive: dict) -> dict:
-    """naive's summary plus ratios ours / naive (pass rate: >1 means we pass more; latency: >1 means we are slower)."""
+SIDE_BY_SIDE = ("cases", "passed", "pass_rate", "answerable_cases", "answerable_passed", "answerable_pass_rate",
+                "refusal_precision", "refusal_recall", "citation_validity")
+
+
+def compare_pipelines(ours: dict, peer: dict) -> dict:
+    """The peer's summary, a side-by-side table of both and ratios ours / peer.
+
+    Ratios: pass rate (overall and on answerable cases, expect.refuse false; >1 means we pass more) and p50
+    latency (>1 means we are slower); None when the peer's figure is 0 or missing.
+    """
+    from .baseline_pipeline import DESCRIPTION
+
     def ratio(a, b):
         return round(a / b, 3) if a is not None and b else None
 
-    out = summary_only(naive)
+    def figures(run):
+        return {k: run.get(k) for k in SIDE_BY_SIDE} | {"latency_p50_ms": run["latency_ms"]["p50"]}
+
+    out = summary_only(peer)
+    out["description"] = DESCRIPTION
+    out["side_by_side"] = {"ours": figures(ours), "peer": figures(peer)}
     out["ratios"] = {
-        "pass_rate_ratio": ratio(ours["pass_rate"], naive["pass_rate"]),
-        "latency_p50_ratio": ratio(ours["latency_ms"]["p50"], naive["latency_ms"]["p50"]),
-        "definition": "ours / naive",
+        "pass_rate_ratio": ratio(ours["pass_rate"], peer["pass_rate"]),
+        "answerable_pass_ratio": ratio(ours.get("answerable_pass_rate"), peer.get("answerable_pass_rate")),
+        "latency_p50_ratio": ratio(ours["latency_ms"]["p50"], peer["latency_ms"]["p50"]),
+        "definition": "ours / peer",
     }
     return out
 
@@ -115,18 +131,18 @@ def make_assistant(settings):
     from bpo_assistant.embeddings import make_embedder
     from ingest.pipeline import ensure_index
 
-    embedder = make_embedder(settings.embedder)  # loaded once: ingest, the assistant and the naive pipeline share it
+    embedder = make_embedder(settings.embedder)  # loaded once: ingest, the assistant and the peer pipeline share it
     ensure_index(settings, embedder=embedder, progress=True)
     return Assistant.from_settings(settings, embedder=embedder)
 
 
-def make_naive_pipeline(settings, embedder=None):
-    from .baseline_pipeline import NaivePipeline
+def make_peer_pipeline(settings, embedder=None):
+    from .baseline_pipeline import PeerPipeline
 
-    return NaivePipeline(settings, embedder=embedder)
+    return PeerPipeline(settings, embedder=embedder)
 
 
-def cli_eval(settings, args, *, assistant_factory=None, naive_factory=None) -> int:
+def cli_eval(settings, args, *, assistant_factory=None, peer_factory=None) -> int:
     from .cli import run_cli
 
-    return run_cli(settings, args, assistant_factory or make_assistant, naive_factory or make_naive_pipeline)
+    return run_cli(settings, args, assistant_factory or make_assistant, peer_factory or make_peer_pipeline)

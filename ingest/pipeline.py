@@ -19,7 +19,7 @@ from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
-from . import store
+from . import routing, store
 from .chunking import chunk_document, embed_text
 from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
 from .sources import discover, file_hash
@@ -93,7 +93,9 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
         report, entries, fresh, failures = _diff(settings, prev, paths, rebuild, reuse)
         report.timings["scan"] = time.monotonic() - started
 
-        if reuse and not fresh and not report.removed and prev.meta.get("chroma") == store.chroma_target(settings):
+        router_hash = routing.inputs_hash(settings.kb_dir)
+        if (reuse and not fresh and not report.removed and prev.meta.get("chroma") == store.chroma_target(settings)
+                and prev.meta.get("router_hash") == router_hash):
             # A killed run leaves a generation dir behind; only then pay for opening Chroma to clean up.
             if any(d.name != prev.gen for d in prev.dir.parent.iterdir()):
                 store.cleanup(settings, keep=prev.gen)
@@ -103,7 +105,8 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
             skipped = "".join(f"\n  {p}: {r}" for p, r in report.failed)
             raise IngestError(f"nothing to index: no loadable document in {where}; the previous index (if any) "
                               f"is unchanged{skipped}")
-        meta = _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report)
+        meta = _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report,
+                      router_hash)
         return _finish(report, meta, meta["generation"], started, written=True)
 
 
@@ -175,7 +178,8 @@ def _unique_ids(loaded, entries: dict, failures: dict, settings: Settings):
         yield key, fhash, doc
 
 
-def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report) -> dict:
+def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report,
+           router_hash: str) -> dict:
     import numpy as np
 
     old_chunks, old_sents, old_cvec, old_svec = prev.records() if prev else ({}, {}, {}, {})
@@ -197,12 +201,12 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     texts = [embed_text(c) for c in chunks] + [s.text for s in sentences]
     missing = list(dict.fromkeys(t for t in texts if t not in cache))
     dim = int(prev.meta["dim"]) if prev and cache else None
+    if embedder is None:  # the router needs it too (its question vectors are cached by text, like these)
+        from bpo_assistant.embeddings import make_embedder
+
+        embedder = make_embedder(spec)
     if missing:
         t = time.monotonic()
-        if embedder is None:
-            from bpo_assistant.embeddings import make_embedder
-
-            embedder = make_embedder(spec)
         cache.update(zip(missing, _embed(embedder, missing, progress)))
         report.timings["embed"] = time.monotonic() - t
         dim = embedder.dim
@@ -217,8 +221,16 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
             "sentences": len(sentences), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     manifest = {"chunking": chunking_params(settings), "docs": entries,
                 "failed": {k: v for k, v in failures.items() if k not in entries}}
+    # The routers are part of the generation, written before meta.json marks it finished and before CURRENT
+    # names it: a killed ingest serves the previous generation with its own routers.
+    def derived(gdir: Path) -> dict:
+        t = time.monotonic()
+        summary = routing.build(gdir, settings.kb_dir, chunks, embedder, prev.dir if prev and not rebuild else None)
+        report.timings["router"] = time.monotonic() - t
+        return {"router": summary, "router_hash": router_hash}
+
     store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
-                           vectors[len(chunks):])
+                           vectors[len(chunks):], derived)
     store.swap_current(settings, gen)
     store.cleanup(settings, keep=gen)
     return meta

@@ -109,8 +109,10 @@ def _jsonl(rows) -> str:
 
 
 def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, chunks: list[Chunk],
-                     sentences: list[Sentence], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
-    """Files first, the Chroma collection next, meta.json last (its presence marks a finished generation)."""
+                     sentences: list[Sentence], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray,
+                     derived=None) -> None:
+    """Files first, the Chroma collection next, then `derived(gdir) -> dict` (the routers; merged into meta),
+    meta.json last (its presence marks a finished generation)."""
     from dataclasses import asdict
 
     from bpo_assistant.keyword import KeywordIndex
@@ -130,6 +132,8 @@ def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, c
     for f in (gdir / "bm25").iterdir():
         _fsync_path(f)
     fill_collection(settings, gen, meta, chunks, chunk_vectors)
+    if derived is not None:
+        meta.update(derived(gdir))
     _write_text(gdir / "meta.json", json.dumps(meta, ensure_ascii=False, indent=1))
     _fsync_path(gdir)
     _fsync_path(gdir.parent)

@@ -1,5 +1,5 @@
 """Fast tests of the eval runner (no model): pass rules, crash/timeout isolation, suite validation, gate exit
-codes through cli_eval, --json output, report escaping, aggregate metrics, coverage, the naive pipeline."""
+codes through cli_eval, --json output, report escaping, aggregate metrics, coverage, the peer pipeline."""
 
 from __future__ import annotations
 
@@ -237,31 +237,75 @@ def test_json_prints_exactly_one_object_even_when_the_assistant_prints(tmp_path,
     assert code == 2 and json.loads(out)["exit_code"] == 2
 
 
-def test_naive_pipeline_ratios_in_json(tmp_path, suite10, capsys):
-    class Naive:
+def test_peer_pipeline_side_by_side_and_ratios_in_json(tmp_path, capsys):
+    specs = [(f"c{i}", f"q{i}", {"refuse": False, "doc_ids": ["bpo-vs-ito"]}) for i in range(4)]
+    specs += [("r0", "r0", {"refuse": True}), ("r1", "r1", {"refuse": True})]
+    suite = write_suite(tmp_path / "suite.jsonl", specs)
+
+    class Peer:
         def __init__(self, settings, embedder=None):
             pass
 
         def ask(self, question, history=()):
-            return answer(text="x", citations=())  # never cites: fails every doc_ids case
+            if question in ("q0", "r0"):  # one answerable case right; one refusal right, one missed
+                return answer(refused=question == "r0", citations=() if question == "r0" else None)
+            return answer(text="x", citations=())  # never cites: fails every other doc_ids case
 
-    args = argparse.Namespace(suite=[suite10], report=None, baseline=None, update_baseline=False,
+    refusals = {"r0": answer(text="no", citations=(), refused=True), "r1": answer(text="no", citations=(), refused=True)}
+    args = argparse.Namespace(suite=[suite], report=None, baseline=None, update_baseline=False,
                               with_baseline_pipeline=True, json=True)
     settings = make_settings(tmp_path / "data", embedder="fake:32")
-    code = cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant({}), naive_factory=Naive)
+    code = cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant(refusals), peer_factory=Peer)
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
-    naive = payload["baseline_pipeline"]
-    assert naive["pass_rate"] == 0.0 and naive["ratios"]["pass_rate_ratio"] is None
-    assert naive["ratios"]["latency_p50_ratio"] is not None and "results" not in naive
+    assert (payload["answerable_cases"], payload["answerable_passed"], payload["answerable_pass_rate"]) == (4, 4, 1.0)
+    peer = payload["baseline_pipeline"]
+    assert "results" not in peer and peer["description"].startswith("peer pipeline (LangChain: recursive splitter")
+    assert (peer["passed"], peer["answerable_passed"], peer["answerable_pass_rate"]) == (2, 1, 0.25)
+    assert peer["refusal_precision"] == 1.0 and peer["refusal_recall"] == 0.5
+    side = peer["side_by_side"]
+    assert side["ours"]["pass_rate"] == 1.0 and side["ours"]["refusal_recall"] == 1.0
+    assert side["peer"]["answerable_pass_rate"] == 0.25 and side["peer"]["pass_rate"] == pytest.approx(2 / 6, abs=1e-4)
+    assert peer["ratios"]["answerable_pass_ratio"] == 4.0 and peer["ratios"]["pass_rate_ratio"] == 3.0
+    assert peer["ratios"]["latency_p50_ratio"] is not None and peer["ratios"]["definition"] == "ours / peer"
+
+    args.json = False
+    assert cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant(refusals), peer_factory=Peer) == 0
+    out = capsys.readouterr().out
+    assert "peer pipeline (LangChain: recursive splitter 400/50, Chroma e5 + BM25, RRF 0.7/0.3, top-2, tuned " \
+           "refusal threshold)" in out
+    assert "answerable pass rate 4.000 (answerable_pass_ratio)" in out and "naive" not in out
+    ours_row = next(line for line in out.splitlines() if line.startswith("  ours "))
+    peer_row = next(line for line in out.splitlines() if line.startswith("  peer "))
+    assert ours_row.split()[1:6] == ["6/6", "100.0%", "4/4", "100.0%", "1.000"]
+    assert peer_row.split()[1:8] == ["2/6", "33.3%", "1/4", "25.0%", "1.000", "/", "0.500"]
 
     def broken(settings, embedder=None):
         raise RuntimeError("no chroma")
 
-    code = cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant({}), naive_factory=broken)
+    args.json = True
+    code = cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant(refusals), peer_factory=broken)
     payload = json.loads(capsys.readouterr().out)
     assert code == 2 and payload["baseline_pipeline"] == {"error": "RuntimeError: no chroma"}
-    assert payload["passed"] == 10  # our own run still reported
+    assert payload["passed"] == 6  # our own run still reported
+
+
+def test_peer_ratio_is_none_when_the_peer_passes_nothing(tmp_path, suite10, capsys):
+    class Peer:
+        def __init__(self, settings, embedder=None):
+            pass
+
+        def ask(self, question, history=()):
+            return answer(text="x", citations=())
+
+    args = argparse.Namespace(suite=[suite10], report=str(tmp_path / "rep"), baseline=None, update_baseline=False,
+                              with_baseline_pipeline=True, json=True)
+    settings = make_settings(tmp_path / "data", embedder="fake:32")
+    assert cli_eval(settings, args, assistant_factory=lambda s: FakeAssistant({}), peer_factory=Peer) == 0
+    ratios = json.loads(capsys.readouterr().out)["baseline_pipeline"]["ratios"]
+    assert ratios["pass_rate_ratio"] is None and ratios["answerable_pass_ratio"] is None
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "answerable pass rate ours / peer | 100.0% / 0.0%" in md and (tmp_path / "rep" / "vs_peer.png").exists()
 
 
 # --- report -----------------------------------------------------------------------------------------------
@@ -335,7 +379,7 @@ def test_coverage_counts_facts_whose_terms_all_occur_in_the_section(tmp_path):
     assert any("KPI" in m["reason"] for m in got["missing"])
 
 
-def test_naive_chunk_goes_to_the_section_holding_most_of_it():
+def test_peer_chunk_goes_to_the_section_holding_most_of_it():
     from evals.baseline_pipeline import attribute, section_spans
 
     body = "## A {#a}\n\n" + "a" * 100 + "\n\n## B {#b}\n\n" + "b" * 300
@@ -346,20 +390,106 @@ def test_naive_chunk_goes_to_the_section_holding_most_of_it():
     assert attribute(len(body) + 5, 10, spans) == ("_", "")
 
 
-def test_naive_pipeline_answers_with_joined_chunks_and_mapped_sections(tmp_path):
-    from evals.baseline_pipeline import NaivePipeline
+def test_peer_splitter_keeps_sentence_ends_with_their_sentence():
+    from evals.baseline_pipeline import CHUNK_SIZE, make_splitter
+
+    # one long line of Japanese sentences: no newline, no space, so 。 is the separator that splits it
+    text = "".join(f"第{i}の文はBPOの委託範囲を説明するための十分に長い日本語の文章です。" for i in range(40))
+    chunks = make_splitter().split_text(text)
+    assert len(chunks) > 2 and all(len(c) <= CHUNK_SIZE for c in chunks)
+    assert all(c.endswith("。") and not c.startswith("。") for c in chunks)
+    assert all(c.startswith("第") for c in chunks)  # no chunk starts mid-sentence
+    # the recursive fallback still splits a sentence longer than a chunk (on 、, then characters)
+    long = "、".join(["長い節です"] * 120) + "。"
+    assert all(len(c) <= CHUNK_SIZE for c in make_splitter().split_text(long))
+
+
+def test_weighted_rrf_dense_weight_dominates_and_ties_keep_dense_first():
+    from evals.baseline_pipeline import weighted_rrf
+
+    # a: dense 1, keyword 2; b: dense 2, keyword 1 -> dense weight 0.7 puts a first; swapping weights flips it
+    assert weighted_rrf([["a", "b"], ["b", "a"]], [0.7, 0.3]) == ["a", "b"]
+    assert weighted_rrf([["a", "b"], ["b", "a"]], [0.3, 0.7]) == ["b", "a"]
+    # keyword-only top hit (0.3/61) ranks below dense rank 2 (0.7/62); a hit in both beats either alone
+    assert weighted_rrf([["x", "y"], ["z"]], [0.7, 0.3]) == ["x", "y", "z"]
+    assert weighted_rrf([["x", "y"], ["y"]], [0.7, 0.3]) == ["y", "x"]  # 0.7/62 + 0.3/61 > 0.7/61
+    assert weighted_rrf([["p"], ["q"]], [0.5, 0.5]) == ["p", "q"]  # a tie keeps the dense one first
+    assert weighted_rrf([[], []], [0.7, 0.3]) == []
+
+
+def test_answer_cut_to_900_at_a_sentence_end():
+    from evals.baseline_pipeline import cut_answer
+
+    sentence = "あ" * 99 + "。"  # 100 characters
+    text = sentence * 10
+    cut = cut_answer(text)
+    assert cut == sentence * 9 and len(cut) == 900
+    cut = cut_answer("い" * 50 + "。" + "う" * 1000)
+    assert cut == "い" * 50 + "。"
+    assert cut_answer("English text. " * 80).endswith(".") and len(cut_answer("English text. " * 80)) <= 900
+    assert cut_answer("え" * 1000) == "え" * 900  # no sentence end: a hard cut
+    assert cut_answer("短い。") == "短い。"
+
+
+def _doc(cid: str, text: str):
+    from langchain_core.documents import Document
+
+    lang, doc_id, section_id = metrics.parse_chunk_id(cid)
+    return Document(id=cid, page_content=text, metadata={"chunk_id": cid, "doc_id": doc_id, "lang": lang,
+                                                          "title": "T", "section_id": section_id, "section": "S"})
+
+
+def test_peer_refuses_below_the_dense_threshold_and_answers_at_it():
+    from evals.baseline_pipeline import REFUSAL_TEXT, PeerPipeline
+
+    a, b = _doc(ITO_ID, "あ" * 500 + "。"), _doc(OVERVIEW_ID, "い" * 499 + "。")
+    refused = PeerPipeline.compose("ja", [(a, 0.83), (b, 0.80)], [a], refuse_below=0.84)
+    assert refused.refused is True and refused.kind == "refusal" and refused.text == REFUSAL_TEXT["ja"]
+    assert refused.citations == () and refused.retrieved == (ITO_ID, OVERVIEW_ID)
+    assert PeerPipeline.compose("en", [], [], refuse_below=0.0).text == REFUSAL_TEXT["en"]  # nothing found
+    ans = PeerPipeline.compose("ja", [(a, 0.84), (b, 0.80)], [a], refuse_below=0.84)
+    assert ans.refused is False and ans.kind == "peer" and [c.n for c in ans.citations] == [1, 2]
+    assert ans.text == "あ" * 500 + "。"  # the 2nd chunk would pass 900: the cut keeps the 1st's sentence
+    assert metrics.answer_chars(ans.text) <= 900 and metrics.citation_checks(ans, None) == [True, True]
+    # fusion top-k truncates both lists before fusing: b (dense 2 + keyword 1) beats a (dense 1) only when
+    # its dense rank is kept
+    assert PeerPipeline.compose("ja", [(a, 0.9), (b, 0.8)], [b], refuse_below=0.5, k=2).retrieved == (OVERVIEW_ID, ITO_ID)
+    assert PeerPipeline.compose("ja", [(a, 0.9), (b, 0.8)], [b], refuse_below=0.5, k=1).retrieved == (ITO_ID, OVERVIEW_ID)
+
+
+def test_followup_query_prepends_the_last_user_turn():
+    from evals.baseline_pipeline import retrieval_query
+
+    history = [{"role": "user", "content": "ITOって何？"}, {"role": "assistant", "content": "ITOは…"},
+               {"role": "user", "content": "請負契約ってどういうもの？"}, {"role": "assistant", "content": "請負は…"}]
+    assert retrieval_query("じゃあ準委任とはどう違う？", history) == "請負契約ってどういうもの？ じゃあ準委任とはどう違う？"
+    assert retrieval_query("BPOって何？") == "BPOって何？"
+    assert retrieval_query("BPOって何？", [{"role": "assistant", "content": "x"}]) == "BPOって何？"
+
+
+def test_peer_pipeline_answers_with_fused_chunks_mapped_sections_and_filters_language(tmp_path):
+    from evals.baseline_pipeline import PeerPipeline
 
     kb = tmp_path / "kb"
     write_doc(kb, "ja", "d", {"alpha": "アルファの説明です。" * 5, "beta": "ベータの説明です。" * 80})
+    write_doc(kb, "en", "d", {"alpha": "Alpha is explained here. " * 5, "beta": "Beta is explained. " * 60})
     settings = make_settings(tmp_path / "data", kb, embedder="fake:32")
-    with NaivePipeline(settings) as naive:
-        assert naive.size >= 2
-        first = naive.store.get(limit=100)["documents"]
-        alpha = next(t for t in first if "アルファ" in t)
-        ans = naive.ask(alpha)  # the fake embedder maps equal text to equal vectors: this chunk ranks first
-        size = naive.size
-    assert ans.refused is False and len(ans.citations) == min(4, size) and ans.text.startswith(alpha)
+    with PeerPipeline(settings) as peer:
+        assert peer.size >= 4
+        texts = peer.store.get(limit=100)["documents"]
+        alpha = next(t for t in texts if "アルファ" in t)
+        ans = peer.ask(alpha)  # the fake embedder maps equal text to equal vectors: cosine 1.0, ranks first
+        en = peer.ask(next(t for t in texts if "Alpha" in t))
+        # an unrelated question: fake vectors are unrelated, far below the threshold
+        refusal = peer.ask("今日の東京の天気はどうですか？")
+        followup = peer.ask("それは？", [{"role": "user", "content": alpha}])
+    assert ans.refused is False and ans.kind == "peer" and len(ans.citations) == 2 and ans.text.startswith(alpha)
+    assert len(ans.text) <= 900
     # the chunk holding the alpha section (and the beta heading) is attributed to alpha, the rest to beta
     assert ans.citations[0].section_id == "alpha" and ans.retrieved[0].startswith("ja:d#alpha:")
-    assert {c.section_id for c in ans.citations[1:]} == {"beta"}
-    assert metrics.citation_checks(ans, None) == [True] * len(ans.citations)
+    assert ans.citations[1].section_id == "beta"
+    assert metrics.citation_checks(ans, None) == [True, True]
+    assert {c.lang for c in ans.citations} == {"ja"} and all(r.startswith("ja:") for r in ans.retrieved)
+    assert en.refused is False and {c.lang for c in en.citations} == {"en"} and en.lang == "en"
+    assert refusal.refused is True and refusal.kind == "refusal" and refusal.citations == ()
+    assert followup.refused is True  # "alpha + ' ' + それは？" is new text to the fake embedder: no longer equal

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bpo_assistant.assistant import FALLBACK_NOTICE, Assistant
+from bpo_assistant.assistant import Assistant
+from bpo_assistant.phrasebook import FALLBACK_NOTICE
 from conftest import make_settings, write_doc
 from ingest.pipeline import run_ingest
 

@@ -38,11 +38,27 @@ class Cur:
     stale: bool = False
 
 
+# The fake's question bank for suggest(): questions that contain the typed text (no splitting on spaces).
+BANK = (
+    "BPOとは何ですか？",
+    "BPOって何の略ですか？",
+    "BPOのメリットは？",
+    "BPOとITOの違いは？",
+    "BPOの対象業務は？",
+    "BPOのデメリットは？",
+    "BPOの費用相場は？",
+    "請負契約と準委任契約の違いは？",
+    "What is BPO?",
+)
+LOW_CONFIDENCE = ("BPOの対象業務は？", "BPOとITOの違いは？", "BPOのメリットは？")
+
+
 class FakeAssistant:
     """Same shape as bpo_assistant.assistant.Assistant for what the UI uses."""
 
     def __init__(self):
         self.calls = []
+        self.suggest_calls = []
 
     def ask(self, question, history=(), topic=None):
         self.calls.append((question, list(history)))
@@ -50,6 +66,9 @@ class FakeAssistant:
         if "天気" in question or "weather" in question:
             return Answer(REFUSAL_JA if lang == "ja" else REFUSAL_EN, refused=True, lang=lang, kind="refusal",
                           suggestions=("BPOとは何ですか？", "BPOのメリットは？"))
+        if "たぶん" in question:  # answered, with low confidence: the nearest routed questions come along
+            return Answer("BPOの対象は経理や人事です[1]。", citations=(CITE,), standalone_query=question, lang=lang,
+                          suggestions=LOW_CONFIDENCE)
         query = question if not history else f"{history[0]['content']} {question}"
         return Answer("BPOはノンコア業務を社外に任せる経営手法です[1]。対象は経理や人事です[1]。", citations=(CITE,),
                       standalone_query=query, lang=lang, curated="確認" in question)
@@ -66,6 +85,13 @@ class FakeAssistant:
 
     def section_text(self, lang, doc_id, section_id):
         return SECTION if doc_id == "bpo-overview" else ""
+
+    def suggest(self, text, lang=None, k=5):
+        self.suggest_calls.append((text, lang, k))
+        text = (text or "").strip()
+        if len(text) < 2:
+            return []
+        return [q for q in BANK if text.casefold() in q.casefold()][:k]
 
 
 @pytest.fixture
@@ -104,6 +130,112 @@ def test_refusal_offers_suggestions_as_options():
     final = list(svc.respond("今日の天気は？", []))[-1]
     assert isinstance(final, dict) and final["content"].startswith(REFUSAL_JA)
     assert [o["value"] for o in final["options"]] == ["BPOとは何ですか？", "BPOのメリットは？"]
+
+
+def test_low_confidence_answer_offers_suggestions_as_options():
+    svc = ChatService(FakeAssistant())
+    final = list(svc.respond("たぶん対象業務は？", []))[-1]
+    assert isinstance(final, dict) and "[1]" in final["content"] and "<details" in final["content"]
+    assert [o["value"] for o in final["options"]] == list(LOW_CONFIDENCE)
+    assert [o["label"] for o in final["options"]] == list(LOW_CONFIDENCE)
+    # respond_ui (what the chat runs) ends the same way, and the answer is recorded as not refused
+    *_, (text, records) = svc.respond_ui("たぶん対象業務は？", [], {})
+    assert [o["value"] for o in text["options"]] == list(LOW_CONFIDENCE) and records[1]["refused"] is False
+    # an answer without suggestions stays a plain string
+    assert isinstance(list(svc.respond("BPOとは何ですか？", []))[-1], str)
+
+
+def test_options_are_capped_and_skip_blanks():
+    class Many(FakeAssistant):
+        def ask(self, question, history=(), topic=None):
+            return Answer("答えです[1]。", citations=(CITE,), suggestions=("", *[f"質問{i}？" for i in range(9)]))
+
+    final = list(ChatService(Many()).respond("BPOは？", []))[-1]
+    assert [o["value"] for o in final["options"]] == [f"質問{i}？" for i in range(5)]  # 6 slots, the blank dropped
+
+
+# -- 「もしかして」 ------------------------------------------------------------------------------------------------
+def test_suggest_short_or_empty_text_gives_nothing():
+    fake = FakeAssistant()
+    svc = ChatService(fake)
+    for text in ("", None, " ", "B", "　Ｂ　", "\n", "業"):
+        assert svc.suggest(text) == [], text
+    assert fake.suggest_calls == []  # not even asked
+
+
+def test_suggest_passes_fake_results_through():
+    fake = FakeAssistant()
+    svc = ChatService(fake)
+    assert svc.suggest("BPOって") == ["BPOって何の略ですか？"]
+    assert svc.suggest("違いは") == ["BPOとITOの違いは？", "請負契約と準委任契約の違いは？"]  # no space-splitting
+    assert svc.suggest("  what is ") == ["What is BPO?"]
+    assert svc.suggest("天気") == []
+    assert fake.suggest_calls[0] == ("BPOって", None, 5)
+    assert svc.suggest("違いは", lang="ja", k=2) and fake.suggest_calls[-1] == ("違いは", "ja", 2)
+
+
+def test_suggest_caps_at_k():
+    fake = FakeAssistant()
+    svc = ChatService(fake)
+    assert len([q for q in BANK if "BPO" in q]) > 5
+    assert svc.suggest("BPO") == [q for q in BANK if "BPO" in q][:5]
+    assert svc.suggest("BPO", k=2) == [q for q in BANK if "BPO" in q][:2]
+    assert svc.suggest("BPO", k=0) == []
+
+    class Greedy(FakeAssistant):  # a core that ignores k, repeats itself and returns junk
+        def suggest(self, text, lang=None, k=5):
+            return ["BPOとは？", "BPOとは？", None, "", 3, *[f"BPO質問{i}" for i in range(20)]]
+
+    assert ChatService(Greedy()).suggest("BPO") == ["BPOとは？", "BPO質問0", "BPO質問1", "BPO質問2", "BPO質問3"]
+
+
+def test_suggest_failure_or_missing_method_gives_nothing(caplog):
+    class Broken(FakeAssistant):
+        def suggest(self, text, lang=None, k=5):
+            raise RuntimeError("index gone")
+
+    class Stringy(FakeAssistant):
+        def suggest(self, text, lang=None, k=5):
+            return "BPOとは何ですか？"
+
+    class Old(FakeAssistant):  # a core without suggest() yet
+        suggest = None
+
+    with caplog.at_level("WARNING", logger="bpo_assistant.ui.chat"):
+        assert ChatService(Broken()).suggest("BPOって") == []
+        assert ChatService(Stringy()).suggest("BPOって") == []
+        old = ChatService(Old())
+        assert old.suggest("BPOって") == [] and old.suggest("BPOとは") == []
+    assert "assistant.suggest failed" in caplog.text and "index gone" in caplog.text
+    assert caplog.text.count("has no suggest()") == 1  # said once, not per keystroke
+    assert ChatService(SimpleNamespace()).suggest("BPOって") == []
+
+
+def test_suggest_ui_updates_row_and_buttons():
+    svc = ChatService(FakeAssistant())
+    row, *buttons = svc.suggest_ui("違いは")
+    assert row["visible"] is True and len(buttons) == 5
+    assert [b.get("value") for b in buttons if b["visible"]] == ["BPOとITOの違いは？", "請負契約と準委任契約の違いは？"]
+    assert all(b["visible"] is False for b in buttons[2:])
+    row, *buttons = svc.suggest_ui("B")
+    assert row["visible"] is False and all(b["visible"] is False for b in buttons)
+
+
+def test_app_wires_suggestions_privately(tmp_path):
+    from bpo_assistant.ui.app import build_app
+
+    demo = build_app(FakeAssistant(), make_settings(tmp_path / "data"))
+    config = demo.get_config_file()
+    ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    box = next(i for i, e in ids.items() if e == "bpo-input")
+    on_change = [d for d in config["dependencies"] if [box, "change"] in [list(x) for x in d["targets"]]]
+    assert len(on_change) == 1  # the debounce never settles stale calls: it must stay the box's only .change
+    dep = on_change[0]
+    assert dep["trigger_mode"] == "always_last" and dep["show_progress"] == "hidden" and "setTimeout" in dep["js"]
+    assert dep["api_visibility"] == "private" and dep["queue"] is True
+    on_submit = [d for d in config["dependencies"] if [box, "submit"] in [list(x) for x in d["targets"]]]
+    assert any(dep["id"] in (d.get("cancels") or []) for d in on_submit)  # sending cancels a lookup in flight
+    assert "もしかして:" in str(config)
 
 
 def test_records_and_feedback_flow(store):

@@ -74,21 +74,47 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh session (new context) on the app; fails the test if any request leaves the machine."""
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory):
+    """The app over test_ui_app's fake assistant, for answers the real kb does not reliably produce."""
+    _require_chromium()
+    from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.serving import close_app
+    from conftest import make_settings
+    from test_ui_app import FakeAssistant
+
+    settings = make_settings(tmp_path_factory.mktemp("fake-ui"))
+    demo = build_app(FakeAssistant(), settings)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_kwargs(settings))
+    yield f"http://127.0.0.1:{port}/"
+    close_app(demo)
+
+
+def _session(browser, url: str):
+    """A fresh session (new context) on the app at `url`; fails the test if any request leaves the machine."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="ja-JP")
     pg = context.new_page()
     requests: list[str] = []
     pg.on("request", lambda r: requests.append(r.url))
     pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(server)
+    pg.goto(url)
     pg.wait_for_selector("#bpo-input textarea")
     yield pg
     context.close()
     outside = [u for u in requests if not _is_local(u)]
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert requests, "no request was recorded"
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from _session(browser, server)
+
+
+@pytest.fixture
+def fake_page(browser, fake_server):
+    yield from _session(browser, fake_server)
 
 
 def _is_local(url: str) -> bool:
@@ -197,6 +223,98 @@ def test_refusal_offers_clickable_suggestions(page, shots, assistant):
                                arg=n)
         page.wait_for_selector("#bpo-input textarea:not([disabled])")
         assert page.locator("#bpo-chatbot [data-testid='user']").last.inner_text().strip() == suggestions[0]
+
+
+SUGGEST_BUTTONS = "#bpo-suggest button.bpo-suggest-q"
+
+
+def _shown_suggestions(pg) -> list[str]:
+    return [x.strip() for x in pg.locator(SUGGEST_BUTTONS).all_inner_texts()]
+
+
+def test_typing_shows_suggestions_and_clicking_one_asks_it(page, shots, assistant):
+    box = page.locator("#bpo-input textarea")
+    suggest = page.locator("#bpo-suggest")
+    assert not suggest.is_visible()
+    sent: list[str] = []  # requests carrying the typed text: the debounced lookups
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and "BPO" in (r.post_data or "") else None)
+    box.click()
+    box.press_sequentially("BPOって", delay=60)  # a typing burst: keystrokes well inside the 300 ms debounce
+    suggest.wait_for(state="visible")
+    page.wait_for_selector(SUGGEST_BUTTONS)
+    assert suggest.locator(".bpo-suggest-title").inner_text().strip() == "もしかして:"
+    expected = assistant.suggest("BPOって")
+    assert expected, "the kb suggests nothing for 「BPOって」"
+    shown = _shown_suggestions(page)
+    assert shown == expected[:5], shown
+    assert 1 <= len(sent) <= 2, sent  # one lookup per burst (two if the machine stalled mid-burst), not per key
+    page.screenshot(path=str(shots / "10-suggestions.png"), full_page=True)
+
+    # an emptied or one-character box hides them
+    box.fill("")
+    suggest.wait_for(state="hidden")
+    box.press_sequentially("B", delay=60)
+    page.wait_for_timeout(800)
+    assert not suggest.is_visible()
+    box.fill("BPOって")
+    page.wait_for_selector(SUGGEST_BUTTONS)
+
+    # clicking one asks it, exactly as if typed, and the suggestions go away
+    question = _shown_suggestions(page)[0]
+    before = bot_messages(page).count()
+    page.locator(SUGGEST_BUTTONS).first.click()
+    page.wait_for_function("n => document.querySelectorAll(\"#bpo-chatbot [data-testid='bot']\").length > n",
+                           arg=before)
+    page.wait_for_selector("#bpo-input textarea:not([disabled])")
+    page.wait_for_timeout(300)
+    assert page.locator("#bpo-chatbot [data-testid='user']").last.inner_text().strip() == question
+    answer = bot_messages(page).last.inner_text()
+    assert "[1]" in answer, answer
+    assert box.input_value() == ""
+    page.wait_for_timeout(800)  # a lookup still on its way must not bring them back
+    assert not suggest.is_visible()
+    page.screenshot(path=str(shots / "11-suggestion-asked.png"), full_page=True)
+
+
+def test_sending_hides_suggestions(page, shots):
+    box = page.locator("#bpo-input textarea")
+    box.click()
+    box.press_sequentially("BPOって", delay=60)
+    page.wait_for_selector(SUGGEST_BUTTONS)
+    answer = ask(page, "BPOって何？")  # typed, then Enter
+    assert answer.inner_text().strip()
+    page.wait_for_timeout(800)
+    assert not page.locator("#bpo-suggest").is_visible()
+
+
+def test_low_confidence_answer_options_are_asked_on_click(fake_page, shots):
+    from test_ui_app import LOW_CONFIDENCE
+
+    answer = ask(fake_page, "たぶん対象業務は？")
+    assert REFUSAL_JA not in answer.inner_text() and "[1]" in answer.inner_text()
+    options = fake_page.locator("#bpo-chatbot .options button.option")
+    assert [x.strip() for x in options.all_inner_texts()] == list(LOW_CONFIDENCE)
+    fake_page.screenshot(path=str(shots / "12-low-confidence-options.png"), full_page=True)
+    n = bot_messages(fake_page).count()
+    options.first.click()
+    fake_page.wait_for_function("n => document.querySelectorAll(\"#bpo-chatbot [data-testid='bot']\").length > n",
+                                arg=n)
+    fake_page.wait_for_selector("#bpo-input textarea:not([disabled])")
+    fake_page.wait_for_timeout(300)
+    assert fake_page.locator("#bpo-chatbot [data-testid='user']").last.inner_text().strip() == LOW_CONFIDENCE[0]
+    assert "[1]" in bot_messages(fake_page).last.inner_text()
+
+
+def test_suggestion_title_follows_ui_language(fake_page, shots):
+    fake_page.locator("#bpo-ui-lang").get_by_text("English").click()
+    fake_page.get_by_role("tab", name="Chat").wait_for()
+    box = fake_page.locator("#bpo-input textarea")
+    box.click()
+    box.press_sequentially("what is", delay=60)
+    fake_page.wait_for_selector(SUGGEST_BUTTONS)
+    assert fake_page.locator("#bpo-suggest .bpo-suggest-title").inner_text().strip() == "Did you mean:"
+    assert _shown_suggestions(fake_page) == ["What is BPO?"]
+    fake_page.screenshot(path=str(shots / "13-suggestions-en.png"), full_page=True)
 
 
 def test_xss_payload_is_inert_text(page, shots):

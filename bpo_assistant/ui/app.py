@@ -16,13 +16,51 @@ from typing import Any
 from bpo_assistant.settings import Settings, set_offline_env
 
 from .labels import EXAMPLES, t
-from .serving import CHAT_CONCURRENCY, env_int, launch_kwargs, quiet_gradio_queue
+from .serving import CHAT_CONCURRENCY, SUGGEST_CONCURRENCY, env_int, launch_kwargs, quiet_gradio_queue
 
 __all__ = ["build_app", "launch_kwargs", "serve"]
 
 log = logging.getLogger(__name__)
 
 _HEADER = "<h1>{title}</h1><p>{subtitle}</p>"
+
+# 「もしかして」: the message box's .change event (it fires for typing, IME composition, paste and deletion alike;
+# in this Gradio the Textbox's .input fires only on keypress) runs this debounce in the browser before asking the
+# server. Each change bumps a page-wide counter and waits SUGGEST_DEBOUNCE_MS; if another change (or a send) came
+# meanwhile, this call returns a promise that never settles, so Gradio never sends it: only the last change of a
+# burst reaches the server. Short text skips the wait (the server answers "hide" at once). With
+# trigger_mode="always_last", a change made while a request is in flight is sent once, after it.
+# (A never-settling call blocks only the listeners registered after it on the same event: keep this the only
+# listener of the box's .change.)
+SUGGEST_DEBOUNCE_MS = 300
+SUGGEST_DEBOUNCE_JS = """
+async (text) => {
+  const t = text == null ? "" : String(text);
+  const seq = (window.__bpoSuggestSeq = (window.__bpoSuggestSeq || 0) + 1);
+  if (t.trim().length >= %(min)d) await new Promise((r) => setTimeout(r, %(ms)d));
+  if (seq !== window.__bpoSuggestSeq) return new Promise(() => {});
+  return t;
+}
+"""
+# Sending a message hides the suggestions (frontend-only, no server call of its own) and makes any waiting
+# debounce stale; the same submit also cancels a lookup still in flight.
+SUGGEST_HIDE_JS = """
+() => {
+  window.__bpoSuggestSeq = (window.__bpoSuggestSeq || 0) + 1;
+  return { __type__: "update", visible: false };
+}
+"""
+# A clicked suggestion is put into the message box (a frontend-only event) and then sent the way a user sends a
+# typed message: the box's own send button (Enter in the box when the button is not shown).
+SUGGEST_SEND_JS = """
+() => {
+  const box = document.querySelector("#bpo-input");
+  const send = box && box.querySelector("button.submit-button");
+  if (send && !send.disabled) { send.click(); return; }
+  const area = box && box.querySelector("textarea");
+  if (area) area.dispatchEvent(new KeyboardEvent("keypress", { key: "Enter", code: "Enter", bubbles: true, cancelable: true }));
+}
+"""
 
 
 def _status(assistant, settings: Settings, lang: str) -> str:
@@ -42,6 +80,12 @@ def _status(assistant, settings: Settings, lang: str) -> str:
     return render_status(info if isinstance(info, dict) else None, stale, lang, error)
 
 
+def _suggest_title(lang: str) -> str:
+    from .render import esc
+
+    return f'<span class="bpo-suggest-title">{esc(t(lang, "suggest"))}</span>'
+
+
 def _topics(assistant) -> list[str]:
     try:
         return list(assistant.topics())
@@ -56,7 +100,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
     from bpo_assistant.feedback import FeedbackStore
 
-    from .chat import ChatService
+    from .chat import SUGGEST_MAX, SUGGEST_MIN_CHARS, ChatService
     from .safe_chatbot import SafeChatbot
     from .labels import lang_of, reason_choices, topic_choices
     from .onboarding import doc_choices, render_curated, render_doc, section_order
@@ -133,6 +177,12 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                     autofocus=True,
                     analytics_enabled=False,
                 )
+                # 「もしかして:」 under the message box: up to SUGGEST_MAX questions near what is being typed.
+                with gr.Row(visible=False, elem_id="bpo-suggest") as sg_row:
+                    sg_title = gr.HTML(_suggest_title(lang0), elem_id="bpo-suggest-title", scale=0, min_width=0,
+                                       container=False, padding=False)
+                    sg_buttons = [gr.Button("", size="sm", variant="secondary", visible=False, scale=0, min_width=0,
+                                            elem_classes=["bpo-suggest-q"]) for _ in range(SUGGEST_MAX)]
                 with gr.Group(visible=False, elem_id="bpo-feedback") as fb_panel:
                     fb_title = gr.Markdown(t(lang0, "fb_title"))
                     fb_reason = gr.Radio(reason_choices(lang0), label=t(lang0, "fb_reason"), elem_id="bpo-fb-reason")
@@ -165,6 +215,15 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False,
                       **ui)
         fb_close.click(lambda: (None, gr.update(visible=False)), None, [pending, fb_panel], queue=False, **ui)
+        suggest_js = SUGGEST_DEBOUNCE_JS % {"min": SUGGEST_MIN_CHARS, "ms": SUGGEST_DEBOUNCE_MS}
+        # Queued (not queue=False) so that sending can cancel a request still in flight.
+        suggesting = textbox.change(service.suggest_ui, [textbox], [sg_row, *sg_buttons], js=suggest_js,
+                                    trigger_mode="always_last", concurrency_limit=SUGGEST_CONCURRENCY,
+                                    concurrency_id="suggest", **ui)
+        textbox.submit(None, None, [sg_row], js=SUGGEST_HIDE_JS, cancels=[suggesting], queue=False, **ui)
+        for button in sg_buttons:
+            button.click(None, [button], [textbox], js="(q) => q", queue=False, **ui).then(
+                None, None, None, js=SUGGEST_SEND_JS, queue=False, **ui)
         onb_search.change(lambda q, lang: curated(lang_of(lang), q), [onb_search, ui_lang], onb_list,
                           trigger_mode="always_last", **ui)
         kb_doc.change(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, **ui)
@@ -179,6 +238,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 gr.Tab(label=t(lang, "tab_chat")), gr.Tab(label=t(lang, "tab_onboarding")),
                 gr.Tab(label=t(lang, "tab_knowledge")),
                 gr.update(label=t(lang, "chatbot")), gr.update(placeholder=t(lang, "placeholder")),
+                _suggest_title(lang),
                 gr.update(choices=topic_choices(topics, lang), label=t(lang, "topic_filter")),
                 t(lang, "fb_title"), gr.update(choices=reason_choices(lang), label=t(lang, "fb_reason")),
                 gr.update(label=t(lang, "fb_comment")), gr.update(value=t(lang, "fb_submit")),
@@ -191,8 +251,8 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
         ui_lang.change(
             switch, [ui_lang, onb_search],
-            [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, topic, fb_title, fb_reason, fb_comment, fb_send, fb_close,
-             onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
+            [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, sg_title, topic, fb_title, fb_reason, fb_comment,
+             fb_send, fb_close, onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
              kb_refresh],
             **ui,
         )

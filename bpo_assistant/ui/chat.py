@@ -1,4 +1,5 @@
-"""The chat's logic: respond(message, history) over `assistant.ask`, per-answer records, 👍/👎 feedback.
+"""The chat's logic: respond(message, history) over `assistant.ask`, per-answer records, 👍/👎 feedback, and the
+「もしかして / Did you mean」 suggestions under the message box (over `assistant.suggest`).
 
 Nothing here builds layout; app.py wires these callables to Gradio events.
 """
@@ -22,6 +23,9 @@ from .render import display_body, history_for_assistant, message_text, plain_ans
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 200  # answers remembered per browser session for feedback
+SUGGEST_MAX = 5  # suggested questions shown under the message box
+SUGGEST_MIN_CHARS = 2  # typed text shorter than this (after stripping) gets no suggestions
+MAX_OPTIONS = 6  # suggested questions attached to an answer as clickable options
 ERROR_TEXT = {
     "ja": "申し訳ありません。回答の作成中にエラーが発生しました。時間をおいて再度お試しください。",
     "en": "Sorry, something went wrong while preparing the answer. Please try again later.",
@@ -48,6 +52,7 @@ class ChatService:
                 return ""
 
         self.section = section
+        self._no_suggest_logged = False
 
     # -- answering ---------------------------------------------------------------------------------------------
     def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None) -> Answer:
@@ -64,8 +69,10 @@ class ChatService:
             return Answer(ERROR_TEXT[lang], refused=True, lang=lang, kind="error")
 
     def _final(self, answer: Answer, text: str) -> str | dict:
-        if answer.refused and answer.suggestions:
-            options = [{"value": s, "label": s} for s in answer.suggestions[:6] if s]
+        """The last rendering; an answer's suggested questions (refusals, low-confidence answers) become the
+        chatbot's clickable options, which ChatInterface sends as the next user message."""
+        options = [{"value": s, "label": s} for s in (answer.suggestions or ())[:MAX_OPTIONS] if s]
+        if options:
             return {"role": "assistant", "content": text, "options": options}
         return text
 
@@ -105,6 +112,48 @@ class ChatService:
                 records.pop(key, None)
         for piece in self.stream(message, answer):
             yield piece, records
+
+    # -- suggestions (もしかして) ---------------------------------------------------------------------------------
+    def suggest(self, text: str | None, lang: str | None = None, k: int = SUGGEST_MAX) -> list[str]:
+        """Up to `k` questions near the typed `text` (assistant.suggest); [] for short text or on any failure.
+
+        An assistant without suggest() (older core) simply gets no suggestions; a failure is logged, never shown.
+        """
+        query = (text or "").strip()
+        if len(query) < SUGGEST_MIN_CHARS or k < 1:
+            return []
+        fn = getattr(self.assistant, "suggest", None)
+        if not callable(fn):
+            if not self._no_suggest_logged:
+                self._no_suggest_logged = True
+                log.warning("assistant has no suggest(); the chat shows no suggestions")
+            return []
+        try:
+            if self._lock is None:
+                found = fn(query, lang=lang, k=k)
+            else:
+                with self._lock:
+                    found = fn(query, lang=lang, k=k)
+            if isinstance(found, str):
+                raise TypeError("suggest() returned a string, not a list of questions")
+            out: list[str] = []
+            for item in found or ():
+                q = item.strip() if isinstance(item, str) else ""
+                if q and q not in out:
+                    out.append(q)
+                    if len(out) >= k:
+                        break
+            return out
+        except Exception:  # noqa: BLE001 - suggestions are optional; details go to the server log
+            log.exception("assistant.suggest failed")
+            return []
+
+    def suggest_ui(self, text: str | None) -> tuple:
+        """Updates for the suggestion row and its SUGGEST_MAX buttons: shown with the suggestions, hidden without."""
+        found = self.suggest(text)
+        buttons = [gr.update(value=found[i], visible=True) if i < len(found) else gr.update(visible=False)
+                   for i in range(SUGGEST_MAX)]
+        return (gr.update(visible=bool(found)), *buttons)
 
     # -- feedback ----------------------------------------------------------------------------------------------
     def record_for(self, index: int, chat: list, records: dict | None) -> dict | None:

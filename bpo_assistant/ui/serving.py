@@ -30,12 +30,19 @@ CSS = """
 .bpo-card > summary { cursor: pointer; font-weight: 600; }
 .bpo-card-q { margin-right: .4rem; }
 #bpo-header h1 { margin: 0; font-size: 1.4rem; }
+#bpo-suggest { flex-wrap: wrap; align-items: center; gap: .35rem; }
+#bpo-suggest > #bpo-suggest-title { flex: 0 0 auto; width: auto; }
+.bpo-suggest-title { font-size: .9em; opacity: .85; white-space: nowrap; }
+#bpo-suggest .bpo-suggest-q { flex: 0 0 auto; white-space: normal; text-align: left; max-width: 100%; }
 """
 
 # Questions answered at once. Each answer is ~20 ms of embedding (C, releases the GIL) plus ~20-30 ms of Python
 # (retrieval, Gradio) under the GIL, so two cores saturate with a few in flight; more only adds contention.
 # Override with BPO_CHAT_CONCURRENCY. Other events (feedback, tabs) run unqueued or at the queue default.
 CHAT_CONCURRENCY = 4
+# 「もしかして」 lookups at once: one query embedding each, debounced in the browser; kept below the chat's share so
+# typing never crowds out answering.
+SUGGEST_CONCURRENCY = 2
 
 def make_theme():
     import gradio as gr

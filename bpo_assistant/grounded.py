@@ -1,0 +1,199 @@
+"""The grounded stage: rank sections (retrieval fused with the router), gate, quote the sentences that answer.
+
+Sections, not chunks, are the unit: the kb keeps one point per section, and the router was trained on
+expected questions per section. A section's score is its best retrieved chunk (dense + BM25 + definition arm)
+plus ROUTER_WEIGHT × the router's calibrated probability, so a colloquial question the passages do not resemble
+still reaches the section whose bank it resembles. The answer quotes up to three sections (the second when it
+scores close to the first, a third for a compound question), each led by its first sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import gate, phrasebook
+from .compose import Picked, compose, overlap, sentence_tokens
+from .knowledge import Knowledge
+from .refusal import refuse
+from .text import tokenize
+from .turn import Turn
+from .types import Answer
+
+LOW_CONFIDENCE = 0.30  # router top probability below which an answer offers 「もしかして」 questions
+REDUNDANT_COS = 0.96
+
+
+@dataclass(frozen=True)
+class RankedSection:
+    key: tuple[str, str, str]  # (lang, doc_id, section_id)
+    score: float
+    retrieval: float
+    routed: float
+
+
+def rank_sections(turn: Turn, kb: Knowledge, hits, settings, lang: str) -> list[RankedSection]:
+    retrieval: dict[tuple[str, str, str], float] = {}
+    for h in hits:
+        key = (h.chunk.lang, h.chunk.doc_id, h.chunk.section_id)
+        retrieval[key] = max(retrieval.get(key, -1.0), h.score)
+    floor = min(retrieval.values(), default=0.0)
+    routed = dict(turn.routed)
+    keys = set(retrieval) | {(lang, *label.split("#", 1)) for label in routed if label.count("#") == 1}
+    prior_docs = {p.split("#", 1)[0] for p in turn.prior_sections} if phrasebook.NARROW.search(turn.asked) else set()
+    out = []
+    for key in keys:
+        if key not in kb.sections or (turn.topic and kb.doc_topic.get(key[:2]) != turn.topic):
+            continue
+        p = routed.get(f"{key[1]}#{key[2]}", 0.0)
+        r = retrieval.get(key, floor)
+        bonus = settings.prior_weight if key[1] in prior_docs else 0.0
+        out.append(RankedSection(key, r + settings.router_weight * p + bonus, r, p))
+    return sorted(out, key=lambda s: -s.score)
+
+
+def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSection]:
+    """The top section, plus the next ones that score close to it: within the margin, or within three margins
+    for a sibling section of the same document (siblings complement each other: a definition and its
+    difference from BPO), or for a compound question."""
+    if not ranked:
+        return []
+    n = 3 if turn.compound else 2
+    top, margin = ranked[0], settings.second_section_margin
+    out = [top]
+    for s in ranked[1:n]:
+        sibling = s.key[1] == top.key[1]
+        if s.score >= top.score - (3 * margin if sibling or turn.compound else margin):
+            out.append(s)
+    return out
+
+
+def pick(turn: Turn, kb: Knowledge, chosen: list[RankedSection], settings) -> list[Picked]:
+    """Per section: its lead sentence, then the sentences most similar to the question and its intent."""
+    index, qvec = kb.index, turn.qvec
+    q_tokens = set(tokenize(turn.query))
+    budget = [settings.max_sentences - 2 * (len(chosen) - 1)] + [2] * (len(chosen) - 1)
+    picked: list[tuple[int, Picked]] = []
+    for section, cap in zip(chosen, budget):
+        rows = kb.section_sentences.get(section.key, ())
+        scored = []
+        for i in rows:
+            s = index.sentences[i]
+            cos = float(index.sentence_vectors[i] @ qvec)
+            ov = overlap(q_tokens, sentence_tokens(index, i))
+            bonus = settings.intent_weight if turn.intents and phrasebook.answers_intent(s.text, turn.intents) else 0.0
+            scored.append((i, Picked(s, cos + settings.overlap_weight * ov + bonus, cos, ov)))
+        if not scored:
+            continue
+        lead, rest = scored[0], sorted(scored[1:], key=lambda ip: -ip[1].score)
+        mine = [lead]
+        for i, p in rest:
+            if len(mine) >= max(cap, 1):
+                break
+            # Only across sections: inside one the kb states one fact per sentence, and e5 rates parallel
+            # sentences (「…は品質向上につながります」「…は処理スピードの改善につながります」) as near-duplicates.
+            if any(float(index.sentence_vectors[i] @ index.sentence_vectors[j]) > REDUNDANT_COS for j, _ in picked):
+                continue
+            mine.append((i, p))
+        picked += mine
+    return [p for _, p in picked]
+
+
+def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
+    """The last stage: always returns an answer or a refusal that says why."""
+    hits = kb.retriever.search(turn.query, lang=turn.lang, qvec=turn.qvec, topic=turn.topic)
+    turn.timer.lap("retrieve")
+    ranked = rank_sections(turn, kb, hits, settings, turn.lang)
+    picked = pick(turn, kb, choose(turn, ranked, settings), settings)
+    top_dense = max((h.dense for h in hits), default=0.0)
+    verdict = gate.check(turn.query, top_dense, [p.sentence.text for p in picked], kb.index.keyword.vocab, settings,
+                         asked=turn.asked)
+    if verdict.ok and turn.topic and (elsewhere := subject_outside(turn, kb)):
+        return refuse(turn, kb, f"{elsewhere} is covered outside topic {turn.topic}")
+    if not verdict.ok and turn.lang == "en":
+        return fallback_ja(turn, kb, settings, embedder, llm) or refuse(turn, kb, verdict.reason)
+    if not verdict.ok:
+        return refuse(turn, kb, verdict.reason)
+    retrieved = _retrieved(kb, ranked, hits)
+    confidence = turn.routed[0][1] if turn.routed else 0.0
+    return _compose(turn, kb, settings, picked, hits, retrieved, llm, lead=None,
+                    reason=f"sections by retrieval + router (top {ranked[0].key[1]}#{ranked[0].key[2]}, "
+                           f"p={confidence:.2f}); gate: {verdict.reason}")
+
+
+def fallback_ja(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer | None:
+    """English question, weak English evidence: answer from the Japanese guidance, saying so. The glossary
+    bridges the languages: without a known term in the question there is nothing to fall back on."""
+    terms = kb.glossary.find(turn.query)
+    if not terms:
+        return None
+    qvec = embedder.queries([kb.glossary.canonicalize(turn.query, "ja")])[0]
+    ja_turn = _replace(turn, qvec=qvec)
+    hits = kb.retriever.search(turn.query, lang="ja", qvec=qvec, topic=turn.topic)
+    ranked = rank_sections(ja_turn, kb, hits, settings, "ja")
+    picked = pick(ja_turn, kb, choose(ja_turn, ranked, settings), settings)
+    evidence = [p.sentence.text for p in picked]
+    bridged = " ".join(t.term for t in terms)  # the question's known words, in the kb's language
+    top = max((h.dense for h in hits), default=0.0)
+    if not gate.check(bridged, top, evidence, kb.index.keyword.vocab, settings).ok:
+        return None
+    if gate.asks_for_missing_type(turn.query, " ".join(evidence)):
+        return None
+    retrieved = _retrieved(kb, ranked, hits)
+    notice = " ".join(x for x in (turn.notice, phrasebook.FALLBACK_NOTICE) if x)
+    return _compose(_replace(ja_turn, notice=notice), kb, settings, picked, hits, retrieved, llm,
+                    lead=phrasebook.FALLBACK_NOTICE, reason="weak English evidence: Japanese sources via the glossary",
+                    lang="en")
+
+
+def _compose(turn, kb, settings, picked, hits, retrieved, llm, lead, reason, lang=None) -> Answer:
+    lang = lang or turn.lang
+    text, sentences, citations = compose(kb.index, picked, lang, settings.max_answer_chars, lead)
+    kind = "extractive"
+    if llm is not None:
+        from .llm import generate
+
+        generated = generate(llm, turn.query, hits, lang)
+        if generated is not None:
+            text, sentences, citations = generated
+            kind = "llm"
+    confidence = turn.routed[0][1] if turn.routed else 0.0
+    suggestions = did_you_mean(turn, kb) if confidence < LOW_CONFIDENCE else ()
+    return Answer(text, sentences, citations, standalone_query=turn.query, lang=lang, kind=kind, notice=turn.notice,
+                  retrieved=retrieved, reason=reason, confidence=confidence, suggestions=suggestions,
+                  timings=turn.timer.done("compose"))
+
+
+def did_you_mean(turn: Turn, kb: Knowledge, n: int = 3) -> tuple[str, ...]:
+    """For each of the top routed sections, its bank question nearest to what was asked."""
+    if not len(kb.questions) or not turn.routed:
+        return ()
+    sims = kb.question_vectors @ turn.qvec
+    out = []
+    for label, _ in turn.routed[:n]:
+        rows = [i for i, r in enumerate(kb.questions) if r.section == label and r.lang == turn.lang and r.kind == "bank"]
+        if rows:
+            out.append(kb.questions[max(rows, key=lambda i: sims[i])].text)
+    return tuple(dict.fromkeys(q for q in out if q != turn.asked))
+
+
+def subject_outside(turn: Turn, kb: Knowledge, limit: int = 2) -> str:
+    """A subject the question names (a noun only one or two documents use) that no document of the topic covers."""
+    from .text import nouns
+
+    for noun in nouns(turn.query):
+        docs = kb.docs_by_noun.get(noun, ())
+        if 0 < len(docs) <= limit and all(kb.doc_topic.get((turn.lang, d)) != turn.topic for d in docs):
+            return noun
+    return ""
+
+
+def _retrieved(kb: Knowledge, ranked: list[RankedSection], hits) -> tuple[str, ...]:
+    """What the composer saw, best first: the ranked sections (their first chunks), then the raw hits."""
+    head = tuple(kb.first_chunk[s.key] for s in ranked[:6] if s.key in kb.first_chunk)
+    return tuple(dict.fromkeys(head + tuple(h.chunk.id for h in hits)))
+
+
+def _replace(turn: Turn, **changes) -> Turn:
+    import dataclasses
+
+    return dataclasses.replace(turn, **changes)

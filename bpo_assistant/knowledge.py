@@ -1,0 +1,146 @@
+"""One frozen snapshot of everything the query path reads: index, routers, glossary, tables, kb docs, curated.
+
+Built once per generation (`load_knowledge`); a re-ingest builds a new one and the Assistant swaps it in one
+assignment, so a question in flight keeps reading the snapshot it started with. Every lookup derived from the
+index is a declared field here, computed in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import compare
+from .curated import CuratedAnswer, curated_base, load_curated
+from .glossary import Glossary
+from .index import LoadedIndex, generation_dir
+from .kbfiles import load_kb_docs
+from .retrieval import HybridRetriever
+from .router import Router, RouterMismatch
+from .settings import Settings
+from .text import nouns
+from .types import SourceDoc
+
+SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
+
+
+@dataclass(frozen=True)
+class BankRow:
+    """A question the routers were trained on; also what 「もしかして」 suggests."""
+
+    text: str
+    lang: str
+    section: str  # "doc#section"
+    curated: str  # curated answer id without the language suffix, or "none" / ""
+    kind: str  # bank | heading | curated
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    index: LoadedIndex
+    glossary: Glossary
+    tables: list
+    retriever: HybridRetriever
+    kb_docs: dict[tuple[str, str], SourceDoc]
+    kb_errors: list
+    curated: tuple[CuratedAnswer, ...]
+    curated_errors: list
+    section_router: Router | None
+    curated_router: Router | None
+    questions: tuple[BankRow, ...] = ()
+    question_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    sections: dict[SectionKey, tuple[str, str, str]] = field(default_factory=dict)  # title, section title, text
+    section_sentences: dict[SectionKey, tuple[int, ...]] = field(default_factory=dict)  # sentence rows, in order
+    first_chunk: dict[SectionKey, str] = field(default_factory=dict)
+    docs_by_noun: dict[str, frozenset[str]] = field(default_factory=dict)
+    doc_topic: dict[tuple[str, str], str] = field(default_factory=dict)
+    curated_by_base: dict[tuple[str, str], CuratedAnswer] = field(default_factory=dict)  # (base id, lang)
+
+    @property
+    def generation(self) -> str:
+        return self.index.generation
+
+    def topics(self) -> list[str]:
+        return sorted(set(self.doc_topic.values()))
+
+    def check_topic(self, topic: str | None) -> str | None:
+        if not topic:
+            return None
+        if topic not in self.doc_topic.values():
+            raise ValueError(f"unknown topic {topic!r}; known topics: {', '.join(self.topics())}")
+        return topic
+
+    def within(self, citations, topic: str | None) -> bool:
+        """Curated answers and tables cite sections directly: under a topic filter every cited doc must match."""
+        return topic is None or all(self.doc_topic.get((c.lang, c.doc_id)) == topic for c in citations)
+
+    def section(self, lang: str, doc_id: str, section_id: str) -> tuple[str, str, str]:
+        return self.sections.get((lang, doc_id, section_id), (doc_id, section_id, ""))
+
+    def chunk_ids(self, citations) -> tuple[str, ...]:
+        keys = ((c.lang, c.doc_id, c.section_id) for c in citations)
+        return tuple(self.first_chunk[k] for k in keys if k in self.first_chunk)
+
+    def names_own_subject(self, question: str, limit: int = 2) -> bool:
+        """A noun only one or two documents use (マーケティング, ゼロトラスト) is a subject of its own."""
+        return any(0 < len(self.docs_by_noun.get(n, ())) <= limit for n in nouns(question))
+
+
+def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledge:
+    kb = Path(settings.kb_dir)
+    glossary = Glossary.load(kb / "glossary.yaml").with_phrasings(kb / "phrasings.yaml")
+    kb_docs, kb_errors = load_kb_docs(kb)
+    curated, curated_errors = load_curated(kb, kb_docs)
+    gdir = generation_dir(settings, index.generation)
+    section_router = _router(gdir / "router-sections", embedder.spec)
+    curated_router = _router(gdir / "router-curated", embedder.spec)
+    rows, vectors = _questions(gdir)
+    sections, sentence_rows = _section_tables(index)
+    first_chunk: dict[SectionKey, str] = {}
+    by_noun: dict[str, set[str]] = {}
+    for cid, ch in index.chunks.items():
+        first_chunk.setdefault((ch.lang, ch.doc_id, ch.section_id), cid)
+        for noun in nouns(ch.text):
+            by_noun.setdefault(noun, set()).add(ch.doc_id)
+    return Knowledge(
+        index=index, glossary=glossary, tables=compare.load_tables(kb / "comparisons.yaml"),
+        retriever=HybridRetriever(index=index, embedder=embedder, glossary=glossary, settings=settings),
+        kb_docs=kb_docs, kb_errors=kb_errors, curated=tuple(curated), curated_errors=curated_errors,
+        section_router=section_router, curated_router=curated_router, questions=rows, question_vectors=vectors,
+        sections=sections, section_sentences=sentence_rows, first_chunk=first_chunk,
+        docs_by_noun={k: frozenset(v) for k, v in by_noun.items()},
+        doc_topic={(c.lang, c.doc_id): c.topic for c in index.chunks.values()},
+        curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
+    )
+
+
+def _router(path: Path, spec: str) -> Router | None:
+    """None for an index written before routers existed (the query path then ranks by retrieval alone)."""
+    if not path.with_suffix(".json").exists():
+        return None
+    return Router.load(path, spec)  # RouterMismatch for another embedder: refused, like the index itself
+
+
+def _questions(gdir: Path) -> tuple[tuple[BankRow, ...], np.ndarray]:
+    qfile, vfile = gdir / "questions.jsonl", gdir / "questions.npy"
+    if not qfile.exists() or not vfile.exists():
+        return (), np.zeros((0, 1), np.float32)
+    rows = tuple(BankRow(r["text"], r["lang"], r["section"], r.get("curated", ""), r["kind"])
+                 for r in map(json.loads, qfile.read_text(encoding="utf-8").splitlines()) if r)
+    return rows, np.load(vfile)
+
+
+def _section_tables(index: LoadedIndex):
+    titles = {(c.lang, c.doc_id, c.section_id): (c.title, c.section_title) for c in index.chunks.values()}
+    rows: dict[SectionKey, list[int]] = {}
+    for i, s in enumerate(index.sentences):
+        rows.setdefault((s.lang, s.doc_id, s.section_id), []).append(i)
+    ordered = {k: tuple(sorted(v, key=lambda i: index.sentences[i].ordinal)) for k, v in rows.items()}
+    texts = {k: (*titles[k], " ".join(index.sentences[i].text for i in v)) for k, v in ordered.items() if k in titles}
+    return texts, ordered
+
+
+__all__ = ["Knowledge", "BankRow", "load_knowledge", "RouterMismatch"]

@@ -1,0 +1,69 @@
+"""The core's language words in one place: intent cues of questions and the words of sentences that answer them.
+
+Why hand-written: no Japanese intent classifier ships with a PyPI model here, and the cues are few and stable.
+Each intent pairs question cues (what the user asks) with answer cues (words a kb sentence that answers that
+kind of question tends to hold); the composer prefers such sentences. Patterns are matched on NFKC text.
+"""
+
+from __future__ import annotations
+
+import re
+
+INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
+    "definition": (
+        re.compile(r"とは|って何|ってなに|ってなん|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
+                   r"\bmean|defin|stand\s+for", re.I),
+        re.compile(r"とは|の略|経営手法|形態|指す|手法|契約です|ことです|\bis\s+(an?|the)\b|refers?\s+to|means?", re.I),
+    ),
+    "reason": (
+        re.compile(r"なぜ|なんで|何で|理由|どうして|背景|why|reason", re.I),
+        re.compile(r"ため|から|背景|理由|によって|につなが|because|since|so\s+that|reason|lead", re.I),
+    ),
+    "howto": (
+        re.compile(r"どうやって|どうすれば|どうしたら|方法|手順|やり方|進め方|ポイント|コツ|失敗しない|しないには|"
+                   r"するには|how\s+(do|to|can|should)|steps?|tips?|avoid", re.I),
+        re.compile(r"必要|重要|確認|明確|決め|整理|取り決め|見極め|should|need|important|check|clarif|agree", re.I),
+    ),
+    "risk": (
+        re.compile(r"リスク|デメリット|注意|危険|問題|落とし穴|失敗|懸念|不安|気をつけ|気を付け|risk|downside|"
+                   r"drawback|disadvantage|pitfall|careful|danger|concern", re.I),
+        re.compile(r"リスク|恐れ|おそれ|可能性|注意|負う|漏洩|漏えい|低下|失われ|ブラックボックス|risk|may|could|"
+                   r"leak|lose|loss|liab", re.I),
+    ),
+    "choice": (
+        re.compile(r"どちら|どっち|どれ|選ぶ|選び|向いて|べき|which|choose|better|should\s+we", re.I),
+        re.compile(r"向いて|適して|場合|選ぶ|suited|suitable|when|if\b", re.I),
+    ),
+    "difference": (
+        re.compile(r"違い|ちがい|違う|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
+        re.compile(r"違い|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
+    ),
+    "benefit": (
+        re.compile(r"メリット|利点|効果|良いこと|いいこと|得|うれしい|benefit|advantage|merit|upside|gain", re.I),
+        re.compile(r"できます|向上|削減|つなが|高め|効果|benefit|improv|reduc|raise|lower", re.I),
+    ),
+}
+
+# A compound question asks two things at once: a joining word plus two intents or two subjects.
+COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|および|及び|ならびに|も教えて|もあわせて|もまとめて|まとめて|"
+                      r"両方|それぞれ|\band\s+(also|what|how|why)\b|as\s+well\s+as|both", re.I)
+
+# Pointing into the last answer: 「その中で」「そのうち」 narrow to what was just said.
+NARROW = re.compile(r"その中で|そのうち|その中の|中でも|さっきの中で|among\s+them|of\s+those|of\s+these", re.I)
+
+LEAD = {"ja": "ナレッジベースによると:", "en": "According to our knowledge base:"}
+SOURCES = {"ja": "出典:", "en": "Sources:"}
+FALLBACK_NOTICE = "No English source covers this; the answer quotes our Japanese guidance."
+
+
+def intents(question: str) -> tuple[str, ...]:
+    """Every intent whose question cue the text holds, in the phrasebook's order."""
+    return tuple(name for name, (asks, _) in INTENTS.items() if asks.search(question))
+
+
+def answers_intent(sentence: str, wanted: tuple[str, ...]) -> bool:
+    return any(INTENTS[name][1].search(sentence) for name in wanted)
+
+
+def is_compound(question: str) -> bool:
+    return bool(COMPOUND.search(question))

@@ -1,0 +1,108 @@
+"""Prepare one question for the answering stages: guard, language, follow-up rewrite, embedding, routing.
+
+The result is a frozen `Turn`: every stage reads it and none re-derives what is in it. A question that must not
+reach the stages (empty, only instructions, other users' data) comes back with `stop` set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import guard, phrasebook
+from .followup import standalone_query
+from .knowledge import Knowledge
+from .text import detect_lang, split_sentences
+from .types import Answer
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str  # as typed
+    asked: str  # cleaned: markup, filler and injected instructions removed
+    query: str  # standalone (follow-ups rewritten with the earlier subject)
+    lang: str
+    qvec: np.ndarray = field(compare=False, hash=False)
+    routed: tuple[tuple[str, float], ...] = ()  # ("doc#section", calibrated probability), best first
+    intents: tuple[str, ...] = ()
+    compound: bool = False
+    topic: str | None = None
+    history: tuple[Mapping, ...] = ()
+    prior_sections: tuple[str, ...] = ()  # "doc#section" the previous answer cited (from the history's structure)
+    notice: str = ""
+    timer: "Timer" = field(default=None, compare=False, hash=False)
+    stop: Answer | None = None
+    reason: str = ""  # why the turn stopped, or what a later refusal should say
+
+    @property
+    def followup(self) -> bool:
+        return self.query != self.asked or bool(phrasebook.NARROW.search(self.asked))
+
+
+def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Knowledge, embedder,
+            settings) -> Turn:
+    timer = Timer()
+    clean = guard.clean_question(question, settings.max_question_chars)
+    lang = detect_lang(guard.strip_markup(clean.text)) if not clean.empty else _history_lang(history)
+    notice = guard.TRUNCATED_NOTICE[lang].format(n=settings.max_question_chars) if clean.truncated else ""
+    history = tuple(history)
+    if clean.empty:
+        stop = Answer(guard.EMPTY_PROMPT_EN if lang == "en" else guard.EMPTY_PROMPT_JA, refused=True, lang=lang,
+                      kind="prompt", reason="empty question", timings=timer.done("guard"))
+        return Turn(question, "", "", lang, np.zeros(1, np.float32), history=history, timer=timer, stop=stop,
+                    reason="empty question")
+    asked = guard.focus(guard.strip_markup(clean.text))
+    asked = _drop_injection(asked) if clean.override else asked
+    query = standalone_query(asked, history, kb.glossary, kb.names_own_subject) if asked else ""
+    qvec = embedder.queries([kb.glossary.canonicalize(query, lang) or clean.text])[0]
+    timer.lap("embed")
+    reason = ("asks about other users' data" if clean.other_users
+              else "only instructions, no question" if not asked else "")
+    routed: tuple[tuple[str, float], ...] = ()
+    if kb.section_router is not None and not reason:
+        allowed = None if topic is None else {f"{d}#{s}" for (lg, d, s) in kb.sections
+                                              if lg == lang and kb.doc_topic.get((lg, d)) == topic}
+        routed = tuple(kb.section_router.ranked(qvec, allowed)[:8])
+    turn = Turn(question, asked, query, lang, qvec, routed, phrasebook.intents(query), phrasebook.is_compound(asked),
+                topic, history, _prior_sections(history), notice, timer, reason=reason)
+    return turn
+
+
+def _prior_sections(history: Sequence[Mapping]) -> tuple[str, ...]:
+    """The last assistant turn's cited sections, when the caller kept the answer's structure (the chat does;
+    `ask --history` accepts {"role": "assistant", "content": …, "sections": ["doc#section", …]})."""
+    for turn in reversed(history):
+        if turn.get("role") == "assistant":
+            return tuple(str(s) for s in turn.get("sections") or ())
+    return ()
+
+
+def _drop_injection(text: str) -> str:
+    """Keep the sentences that are not instruction-override attempts (a real question may ride along)."""
+    kept = [s for s in split_sentences(text) if not guard.clean_question(s, 10**6).override]
+    return " ".join(kept).strip()
+
+
+def _history_lang(history) -> str:
+    for turn in reversed(list(history)):
+        if turn.get("role") == "user" and turn.get("content"):
+            return detect_lang(str(turn["content"]))
+    return "ja"
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = (now - self.last) * 1000
+        self.last = now
+
+    def done(self, name: str) -> dict:
+        self.lap(name)
+        return dict(self.timings)

@@ -1,0 +1,138 @@
+"""Ingest stage: train the section router and the curated router from the question bank, persisted in the generation.
+
+Files written into generations/<gen>/:
+    questions.jsonl        one row per training question: text, lang, section ("doc#section"), curated, kind,
+                           path, line (also the source of the chat's 「もしかして」 suggestions)
+    questions.npy          their e5 query vectors, in the same order (reused by text on the next ingest)
+    router-sections.{npz,json}   classes "doc#section", both languages pooled
+    router-curated.{npz,json}    classes = curated answer ids without the language suffix, plus "none"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bpo_assistant.bank import expand, load_bank
+from bpo_assistant.curated import curated_base
+from bpo_assistant.router import DEFAULT_C, ROUTER_VERSION, train
+
+NONE = "none"
+QUESTIONS_FILE = "questions.jsonl"
+VECTORS_FILE = "questions.npy"
+
+
+def inputs_hash(kb_dir: Path) -> str:
+    """Changes to the bank or the curated files retrain the router even when no document changed."""
+    h = hashlib.sha256(f"{ROUTER_VERSION}|{DEFAULT_C}".encode())
+    for path in sorted([*Path(kb_dir, "questions").glob("*/*.yaml"), *Path(kb_dir, "curated").glob("*.yaml")]):
+        h.update(str(path.relative_to(kb_dir)).encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"unreadable")
+    return h.hexdigest()[:16]
+
+
+def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
+    """Bank questions, section headings and curated phrasings as rows; problems found on the way."""
+    from bpo_assistant.curated import CuratedError, load_raw
+
+    sections = {(c.lang, f"{c.doc_id}#{c.section_id}"): c for c in chunks}
+    bank, problems = load_bank(kb_dir)
+    rows: list[dict] = []
+    for q in bank:
+        if (q.lang, q.label) not in sections:
+            problems.append(f"{q.path}:{q.line}: unknown section {q.label} ({q.lang}); question not used")
+            continue
+        rows.append({"text": q.text, "lang": q.lang, "section": q.label, "kind": "bank", "path": q.path,
+                     "line": q.line})
+    for (lang, label), c in sorted(sections.items()):
+        for text in (c.section_title, f"{c.title} {c.section_title}"):
+            rows.append({"text": text, "lang": lang, "section": label, "kind": "heading", "path": "", "line": 0})
+    for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
+        try:
+            data = load_raw(path)
+            lang, first = str(data["lang"]), data["sources"][0]
+            label = f"{first['doc']}#{first['section']}"
+            questions = [e for q in data["questions"] for e in expand(str(q))]
+        except (CuratedError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            problems.append(f"{path}:1: not used for routing ({exc})")
+            continue
+        base = curated_base(str(data["id"]), lang)
+        rows += [{"text": q, "lang": lang, "section": label, "curated": base, "kind": "curated", "path": str(path),
+                  "line": 0} for q in questions if (lang, label) in sections]
+    _label_curated(rows)
+    return _dedupe(rows), problems
+
+
+def _label_curated(rows: list[dict]) -> None:
+    """Bank questions of a section that leads exactly one curated answer teach that answer too (a question the
+    section's bank holds is one its curated overview answers); every other bank question is "none"."""
+    leads: dict[str, set[str]] = {}
+    for r in rows:
+        if r["kind"] == "curated":
+            leads.setdefault(r["section"], set()).add(r["curated"])
+    for r in rows:
+        if r["kind"] == "bank":
+            owners = leads.get(r["section"], set())
+            r["curated"] = next(iter(owners)) if len(owners) == 1 else NONE
+
+
+def _dedupe(rows: list[dict]) -> list[dict]:
+    """The same text under two labels would teach the router a coin toss; the first one (bank before headings
+    and curated) wins, and kb check reports bank duplicates separately."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        key = (r["lang"], r["text"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def embed_rows(rows: list[dict], embedder, prev_dir: Path | None) -> tuple[np.ndarray, int]:
+    """Query vectors for every row, reusing the previous generation's by exact text; (vectors, newly embedded)."""
+    cache: dict[str, np.ndarray] = {}
+    if prev_dir is not None and (prev_dir / VECTORS_FILE).exists() and (prev_dir / QUESTIONS_FILE).exists():
+        old = [json.loads(line) for line in (prev_dir / QUESTIONS_FILE).read_text(encoding="utf-8").splitlines()]
+        vecs = np.load(prev_dir / VECTORS_FILE)
+        if len(old) == len(vecs) and vecs.shape[1:] == (embedder.dim,):
+            cache = {r["text"]: v for r, v in zip(old, vecs)}
+    missing = list(dict.fromkeys(r["text"] for r in rows if r["text"] not in cache))
+    for start in range(0, len(missing), 64):
+        batch = missing[start : start + 64]
+        cache.update(zip(batch, embedder.queries(batch)))
+    return np.stack([cache[r["text"]] for r in rows]).astype(np.float32), len(missing)
+
+
+def build(gdir: Path, kb_dir: Path, chunks, embedder, prev_dir: Path | None) -> dict:
+    """Train and write both routers into the generation; returns the summary recorded in meta.json."""
+    started = time.monotonic()
+    rows, problems = training_rows(kb_dir, chunks)
+    if not rows:
+        return {"routers": False, "problems": problems}
+    vectors, embedded = embed_rows(rows, embedder, prev_dir)
+    embed_s = time.monotonic() - started
+    names = [{"question": r["text"], "lang": r["lang"], "path": r["path"], "line": r["line"], "kind": r["kind"]}
+             for r in rows]
+    summary: dict = {"routers": True, "examples": len(rows), "embedded": embedded, "embed_seconds": round(embed_s, 1)}
+    for name, labels in (("sections", [r["section"] for r in rows]),
+                         ("curated", [r.get("curated") or NONE for r in rows])):
+        if len(set(labels)) < 2:  # e.g. a kb without curated answers: nothing to choose between
+            continue
+        router = train(vectors, labels, embedder.spec, names=names)
+        router.save(gdir / f"router-{name}")
+        summary[f"{name}_cv_accuracy"] = router.report.get("cv_accuracy")
+        summary[f"{name}_cv_top3"] = router.report.get("cv_top3")
+    (gdir / QUESTIONS_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                       encoding="utf-8")
+    with open(gdir / VECTORS_FILE, "wb") as fh:
+        np.save(fh, vectors)
+    summary.update(train_seconds=round(time.monotonic() - started - embed_s, 1), problems=problems)
+    return summary
