@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from .bank import load_bank
 from .curated import CuratedError, combine, current_hashes, load_raw, marker_problem
 from .kbfiles import load_kb_docs
 from .settings import Settings
@@ -36,7 +37,62 @@ def check_kb(kb_dir: Path) -> list[str]:
     problems += check_comparisons(kb_dir / "comparisons.yaml", docs)
     problems += check_glossary(kb_dir / "glossary.yaml", docs)
     problems += check_curated(kb_dir, docs)[0]
+    problems += check_bank(kb_dir, docs)
     return problems
+
+
+MIN_BANK = {"ja": 10, "en": 5}  # expected questions per section (issue: answer the questions people ask)
+
+
+def check_bank(kb_dir: Path, docs) -> list[str]:
+    """Unknown sections, a question filed under two sections, and sections below the minimum. A kb without a
+    kb/questions/ folder is valid (the query path then ranks by retrieval alone) and gets no minimum check."""
+    if not Path(kb_dir, "questions").is_dir():
+        return []
+    questions, problems = load_bank(kb_dir)
+    counts: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], object] = {}
+    for q in questions:
+        doc = docs.get((q.lang, q.doc_id))
+        if doc is None or q.section_id not in {s.id for s in doc.sections}:
+            problems.append(f"{q.path}:{q.line}: unknown section {q.label} ({q.lang})")
+            continue
+        key = (q.lang, q.text.strip().lower())
+        other = first.setdefault(key, q)
+        if other is not q and other.label != q.label:
+            problems.append(f"{q.path}:{q.line}: {q.text!r} is listed under {q.label} and under {other.label} "
+                            f"({other.path}:{other.line})")
+        counts[(q.lang, q.label)] = counts.get((q.lang, q.label), 0) + 1
+    for (lang, doc_id), doc in sorted(docs.items()):
+        bank = Path(kb_dir, "questions", lang, f"{doc_id}.yaml")
+        for section in doc.sections:
+            n = counts.get((lang, f"{doc_id}#{section.id}"), 0)
+            if n < MIN_BANK.get(lang, 5):
+                problems.append(f"{bank}:1: section {doc_id}#{section.id} has {n} expected question(s); "
+                                f"at least {MIN_BANK.get(lang, 5)} needed")
+    return problems
+
+
+def routing_notes(settings: Settings, min_p: float = 0.5) -> list[str]:
+    """Bank questions that the router's cross-validation sends to another document with confidence: the
+    question reads like that document's, so reword it, move it, or sharpen the section. Read from the current
+    generation's router report (written at ingest); not counted as problems, since near neighbours (two
+    sections of one document) disagree in CV without anything being wrong."""
+    import json
+
+    from .index import current_generation, generation_dir
+
+    gen = current_generation(settings)
+    path = generation_dir(settings, gen) / "router-sections.json" if gen else None
+    if path is None or not path.exists():
+        return []
+    report = json.loads(path.read_text(encoding="utf-8")).get("report", {})
+    notes = []
+    for m in report.get("misroutes", []):
+        if m.get("kind") == "bank" and m["p"] >= min_p and m["label"].split("#")[0] != m["routed_to"].split("#")[0]:
+            notes.append(f"{m['path']}:{m['line']}: routing: {m['question']!r} ({m['label']}) goes to "
+                         f"{m['routed_to']} in cross-validation (p={m['p']:.2f})")
+    return notes
 
 
 def check_comparisons(path: Path, docs) -> list[str]:
@@ -138,8 +194,11 @@ def cli_check(settings: Settings, fix_hashes: bool = False) -> int:
     problems = check_kb(kb_dir)
     for p in problems:
         print(p)
+    notes = routing_notes(settings)
+    for n in notes:
+        print(n)
     n_curated = len(list((kb_dir / "curated").glob("*.yaml")))
-    print(f"kb check: {len(problems)} problem(s); {n_curated} curated answers")
+    print(f"kb check: {len(problems)} problem(s); {n_curated} curated answers; {len(notes)} routing note(s)")
     return 1 if problems else 0
 
 

@@ -33,6 +33,7 @@ def status_info(settings: Settings, health: bool = True) -> dict:
         "chunks": meta.get("chunks", 0),
         "sentences": meta.get("sentences", 0),
         "ingested_at": meta.get("created"),
+        "router": {k: v for k, v in (meta.get("router") or {}).items() if k != "problems"},
         "failed": [(v.get("path", k), v.get("reason", "")) for k, v in prev.manifest.get("failed", {}).items()],
     }
     if health:
@@ -60,6 +61,13 @@ def cli_status(settings: Settings) -> int:
         ("generation", info["generation"]),
         ("vector store", info["chroma"]),
     ]
+    r = info["router"]
+    if r.get("routers"):
+        rows.append(("router", f"{r.get('examples')} questions; sections CV top-1 {r.get('sections_cv_accuracy')} "
+                               f"top-3 {r.get('sections_cv_top3')}; curated CV {r.get('curated_cv_accuracy')}; "
+                               f"trained in {r.get('train_seconds')} s (+{r.get('embed_seconds')} s embedding)"))
+    else:
+        rows.append(("router", "none (no question bank; ranking by retrieval alone)"))
     for name, value in rows:
         print(f"{name:<13}{value}")
     probes = " · ".join(f"{term} {hits}" for term, hits in info["keyword_health"].items())

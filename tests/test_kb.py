@@ -172,3 +172,38 @@ def test_curated_sentence_without_a_source_marker_is_reported(tmp_path):
     path.write_text(path.read_text(encoding="utf-8").replace("形態です。[1]", "形態です。[1] 出典のない文です。"),
                     encoding="utf-8")
     assert any(path.name in p and "no [n] source marker" in p for p in check_kb(kb)), check_kb(kb)
+
+
+def _bank(kb: Path, lang: str, sections: dict) -> Path:
+    from bpo_assistant.bank import dump
+
+    path = kb / "questions" / lang / "bpo-overview.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump("bpo-overview", lang, sections), encoding="utf-8")
+    return path
+
+
+def test_question_bank_problems_are_named_with_file_and_line(tmp_path):
+    kb = _mini_kb(tmp_path)
+    _fix_hashes(kb)
+    ja = _bank(kb, "ja", {"definition": [f"BPOの質問{i}？" for i in range(10)], "nosuch": ["BPOの目的は？"]})
+    en = _bank(kb, "en", {"definition": ["What is BPO?", "BPO meaning", "define BPO", "BPO?"]})
+    problems = check_kb(kb)
+    assert any(f"{ja}:" in p and "unknown section bpo-overview#nosuch" in p for p in problems), problems
+    # 4 English questions: below the minimum of 5, named with the file
+    assert any(str(en) in p and "has 4 expected question(s); at least 5" in p for p in problems), problems
+    _bank(kb, "en", {"definition": ["What is BPO?", "BPO meaning", "define BPO", "BPO?", "what's BPO"]})
+    _bank(kb, "ja", {"definition": [f"BPOの質問{i}？" for i in range(10)]})
+    assert check_kb(kb) == []
+
+
+def test_a_question_under_two_sections_is_reported(tmp_path):
+    kb = _mini_kb(tmp_path)
+    _fix_hashes(kb)
+    write_doc(kb, "ja", "bpo-overview", {"definition": "BPOは外部委託の一形態です。", "purpose": "BPOの目的はコア業務への集中です。"})
+    write_doc(kb, "en", "bpo-overview", {"definition": "BPO is one form of outsourcing.", "purpose": "BPO frees core work."})
+    many = [f"BPOの質問{i}？" for i in range(10)]
+    _bank(kb, "ja", {"definition": many + ["BPOって何？"], "purpose": [f"目的{i}？" for i in range(10)] + ["BPOって何？"]})
+    problems = check_kb(kb)
+    assert any("'BPOって何？' is listed under bpo-overview#purpose and under bpo-overview#definition" in p
+               for p in problems), problems

@@ -154,8 +154,12 @@ def test_refusal_is_not_a_referent(glossary):
     assert REFUSAL_JA not in standalone_query("それってどういうこと？", history, glossary)
 
 
-def test_everyday_phrasing_adds_the_kb_word_to_the_keyword_query(glossary):
-    g = Glossary.load(REPO_ROOT / "kb" / "glossary.yaml").with_phrasings(REPO_ROOT / "kb" / "phrasings.yaml")
+def test_everyday_phrasing_adds_the_kb_word_to_the_keyword_query(glossary, tmp_path):
+    # kb/phrasings.yaml is empty since the question bank made its entries unnecessary; the mechanism stays.
+    phrasings = tmp_path / "phrasings.yaml"
+    phrasings.write_text("- {lang: ja, says: [気をつけ], kb_word: 注意点}\n- {lang: ja, says: [いいこと], kb_word: メリット}\n",
+                         encoding="utf-8")
+    g = Glossary.load(REPO_ROOT / "kb" / "glossary.yaml").with_phrasings(phrasings)
     assert "注意点" in g.expand("BPOを頼むときに気をつけることは？", "ja").split()
     assert "メリット" in g.expand("BPOにするといいことって何？", "ja").split()
     assert "注意点" not in g.expand("BPOの注意点は？", "ja").split()  # already in the kb's words
