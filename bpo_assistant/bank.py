@@ -62,13 +62,19 @@ def expand(pattern: str) -> list[str]:
     return list(dict.fromkeys(q for q in out if q))
 
 
-def _line_numbers(text: str) -> dict[str, int]:
-    """First line of each list item's text, so messages point at the line a knowledge owner edits."""
-    lines: dict[str, int] = {}
+def _line_numbers(text: str) -> dict[str, list[int]]:
+    """Lines of each list item's text, in file order (a repeated question keeps each of its lines), so messages
+    point at the line a knowledge owner edits."""
+    lines: dict[str, list[int]] = {}
     for no, raw in enumerate(text.splitlines(), 1):
         item = raw.strip()
         if item.startswith("- "):
-            lines.setdefault(item[2:].strip().strip("'\""), no)
+            value = item[2:].strip()
+            try:  # the text as YAML reads it: quotes and escapes resolved
+                value = str(yaml.safe_load(value))
+            except yaml.YAMLError:
+                pass
+            lines.setdefault(value.strip(), []).append(no)
     return lines
 
 
@@ -90,11 +96,12 @@ def parse(text: str, path: str = "<bank>") -> list[BankQuestion]:
     out: list[BankQuestion] = []
     for section_id, questions in sections.items():
         if not isinstance(questions, list) or not all(isinstance(q, str) and q.strip() for q in questions):
-            raise BankError(f"{path}:{_line_of(text, f'{section_id}:')}: section {section_id!r} needs a list of "
+            raise BankError(f"{path}:{_line_of(text, section_id)}: section {section_id!r} needs a list of "
                             "non-empty question strings")
         for q in questions:
-            line = lines.get(q.strip(), 1)
-            if re.search(r"[(（][^)）]*[(（]", q) and "|" in q:
+            seen = lines.get(q.strip(), [])
+            line = seen.pop(0) if len(seen) > 1 else (seen[0] if seen else 1)
+            if re.search(r"[(（][^)）]*[(（]", q) and re.search(r"[|｜]", q):
                 raise BankError(f"{path}:{line}: nested alternation in {q!r} is not supported")
             out += [BankQuestion(lang, doc, str(section_id), e, q.strip(), path, line) for e in expand(q)]
     return out
@@ -127,8 +134,10 @@ def load_bank(kb_dir: Path) -> tuple[list[BankQuestion], list[str]]:
     return questions, errors
 
 
-def _line_of(text: str, needle: str) -> int:
+def _line_of(text: str, section_id: str) -> int:
+    """The line of the `section_id:` key itself (not of `cost-section_id:`)."""
+    key = re.compile(rf"^\s*['\"]?{re.escape(str(section_id))}['\"]?\s*:")
     for no, line in enumerate(text.splitlines(), 1):
-        if needle in line:
+        if key.match(line):
             return no
     return 1

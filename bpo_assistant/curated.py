@@ -167,6 +167,8 @@ def answer(turn, kb, settings) -> "Answer | None":
 
     if kb.curated_router is None or not turn.query or not len(kb.questions):
         return None
+    if turn.compound:  # 「メリットと注意点を両方」: one vetted answer covers one point; the grounded stage spans
+        return None
     base, p = kb.curated_router.ranked(turn.qvec)[0]
     chosen = kb.curated_by_base.get((base, turn.lang))
     if chosen is None or p < settings.curated_min_p:

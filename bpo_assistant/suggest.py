@@ -30,7 +30,7 @@ def suggest(kb: Knowledge, embedder, text: str, lang: str | None = None, k: int 
     scored.sort(key=lambda p: -p[0])
     out: list[str] = []
     for _, q in scored:
-        if q not in out and normalize(q) != typed:
+        if normalize(q) not in {normalize(o) for o in out} and normalize(q) != typed:
             out.append(q)
         if len(out) >= k:
             break

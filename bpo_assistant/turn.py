@@ -57,6 +57,10 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
     asked = guard.focus(guard.strip_markup(clean.text))
     asked = _drop_injection(asked) if clean.override else asked
     query = standalone_query(asked, history, kb.glossary, kb.names_own_subject) if asked else ""
+    if history and phrasebook.NARROW.search(asked) and (own := phrasebook.NARROW.sub("", asked).strip(" 、,")):
+        # 「その中でセキュリティについて詳しく」 names its own subject; the earlier topic comes back through the
+        # previous answer's sections (prior_sections) instead of diluting the query with the earlier question.
+        query = own
     qvec = embedder.queries([kb.glossary.canonicalize(query, lang) or clean.text])[0]
     timer.lap("embed")
     reason = ("asks about other users' data" if clean.other_users
@@ -72,7 +76,7 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
 
 
 def _prior_sections(history: Sequence[Mapping]) -> tuple[str, ...]:
-    """The last assistant turn's cited sections, when the caller kept the answer's structure (the chat does;
+    """The last assistant turn's cited sections, when the caller kept the answer's structure (the chat does not yet;
     `ask --history` accepts {"role": "assistant", "content": …, "sections": ["doc#section", …]})."""
     for turn in reversed(history):
         if turn.get("role") == "assistant":
