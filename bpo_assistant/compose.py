@@ -1,7 +1,7 @@
 """Extractive composer: quote the few kb sentences that answer the question, each with its [n] source.
 
-No LLM: sentences are picked by their ingest-time vectors (never re-embedded here) plus keyword overlap,
-redundant ones dropped, grouped by source section in reading order, and cited. Every sentence of the
+No LLM: grounded.py picks the sentences by their ingest-time vectors (never re-embedded) plus keyword overlap;
+here they are grouped by source section in reading order and cited. Every sentence of the
 answer is a kb sentence, so every statement is traceable.
 """
 
@@ -9,22 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .retrieval import Hit
+from .phrasebook import LEAD, SOURCES
 from .text import tokenize
 from .types import AnswerSentence, Citation, Sentence
 
-LEAD = {"ja": "ナレッジベースによると:", "en": "According to our knowledge base:"}
-SOURCES = {"ja": "出典:", "en": "Sources:"}
-# Weights chosen on evals/suites/dev.jsonl (README "Calibration"); e5 cosines are compressed (0.75–0.92), so
-# small differences matter.
-OVERLAP_WEIGHT = 0.25  # keyword overlap complements e5 similarity
-RANK_WEIGHT = 0.03  # trust in the hybrid retriever's order when choosing the primary section
-PRIMARY_MAX = 4  # sentences quoted from the primary section
-OTHER_FLOOR = 0.02  # another section's sentence joins only when nearly as good as the primary's best
-REDUNDANT_COS = 0.96
-DEFINES_BONUS = 0.1
+# Which sentences to quote is chosen in grounded.py (sections by retrieval + router); this module renders them.
 
 
 @dataclass(frozen=True)
@@ -46,45 +35,6 @@ def sentence_tokens(index, i: int) -> set[str]:
 
 def overlap(query_tokens: set[str], tokens: set[str]) -> float:
     return len(query_tokens & tokens) / len(query_tokens) if query_tokens else 0.0
-
-
-def pick_sentences(index, hits: list[Hit], qvec: np.ndarray, query: str, max_sentences: int) -> list[Picked]:
-    """The answer is built around one section: our kb keeps one topic per section, so quoting the best section
-    in reading order answers better than collecting look-alike sentences from everywhere. Sentences of other
-    sections join only when they score as well as the primary section's best one."""
-    q_tokens = set(tokenize(query))
-    candidates: dict[int, Picked] = {}
-    section_rank: dict[tuple[str, str, str], float] = {}
-    for rank, hit in enumerate(hits):
-        rank_bonus = RANK_WEIGHT * (len(hits) - rank) / max(len(hits), 1)
-        key = (hit.chunk.lang, hit.chunk.doc_id, hit.chunk.section_id)
-        # "What is X?": the glossary's defining section leads the answer.
-        section_rank.setdefault(key, rank_bonus + (DEFINES_BONUS if hit.defines else 0.0))
-        for i in index.sentences_by_chunk.get(hit.chunk.id, []):
-            if i in candidates:  # overlapping chunks share sentences
-                continue
-            cos = float(index.sentence_vectors[i] @ qvec)
-            ov = overlap(q_tokens, sentence_tokens(index, i))
-            candidates[i] = Picked(index.sentences[i], cos + OVERLAP_WEIGHT * ov, cos, ov)
-    if not candidates:
-        return []
-    by_section: dict[tuple[str, str, str], list[tuple[int, Picked]]] = {}
-    for i, p in candidates.items():
-        s = p.sentence
-        by_section.setdefault((s.lang, s.doc_id, s.section_id), []).append((i, p))
-    scored = {k: max(p.score for _, p in v) + section_rank.get(k, 0.0) for k, v in by_section.items()}
-    primary = max(scored, key=scored.get)
-    best = max(p.score for _, p in by_section[primary])
-    members = sorted(by_section[primary], key=lambda ip: -ip[1].score)
-    chosen = members[:PRIMARY_MAX]
-    others = sorted((ip for k, v in by_section.items() if k != primary for ip in v), key=lambda ip: -ip[1].score)
-    for i, p in others:
-        if len(chosen) >= max_sentences or p.score < best - OTHER_FLOOR:
-            break
-        if any(float(index.sentence_vectors[i] @ index.sentence_vectors[j]) > REDUNDANT_COS for j, _ in chosen):
-            continue
-        chosen.append((i, p))
-    return [p for _, p in chosen]
 
 
 def compose(index, picked: list[Picked], lang: str, max_chars: int, lead: str | None = None
