@@ -160,7 +160,8 @@ def load_curated(kb_dir: Path, docs: dict[tuple[str, str], SourceDoc]) -> tuple[
 
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
-    section router agrees (its top section is one the answer cites), and the question is close to a phrasing the
+    section router agrees (its top section is the answer's first source: "why BPO" answers that also cite core
+    competence must not answer a core-competence question; +1 holdout, dev unchanged), and the question is close to a phrasing the
     routers know (a question unlike every training question gets an unreliable probability)."""
     from . import gate
     from .types import Answer, AnswerSentence
@@ -173,15 +174,15 @@ def answer(turn, kb, settings) -> "Answer | None":
     chosen = kb.curated_by_base.get((base, turn.lang))
     if chosen is None or p < settings.curated_min_p:
         return None
-    cited = {f"{d}#{s}" for d, s, _ in chosen.sources}
-    if turn.routed and turn.routed[0][0] not in cited:
+    lead = "{}#{}".format(*chosen.sources[0][:2])
+    if turn.routed and turn.routed[0][0] != lead:
         return None
     nearest = float((kb.question_vectors @ turn.qvec).max())
     if nearest < settings.curated_min_cos or not kb.within(chosen.citations, turn.topic):
         return None
     if gate.asks_for_missing_type(turn.query, chosen.answer):
         return None
-    if gate.known_share(turn.asked, kb.index.keyword.vocab, gate.POINTER_NOUNS) == 0.0:
+    if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

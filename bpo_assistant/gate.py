@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import nouns
+from .text import nouns, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
@@ -31,9 +31,14 @@ _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
     r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top \d+|ranking|recommend (a|some) (vendor|compan)|"
-    r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best",
+    r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
+    r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ|"
+    r"どこが(一番|いちばん|おすすめ)|"
+    r"largest|biggest|most popular|leading (bpo )?(compan|vendor|provider)",
     re.I,
 )
+# Tax and stamp duty: the kb says nothing on how BPO fees are taxed or stamped.
+_ASKS_TAX = re.compile(r"税|印紙|仕入税額|インボイス|\btax|\bvat\b|stamp duty", re.I)
 _ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|article \d+|which article|civil code", re.I)
 
 
@@ -68,6 +73,9 @@ def check(question: str, top_dense: float, evidence: list[str], vocab: dict, set
         return GateResult(False, f"weak dense match {top_dense:.3f}", top_dense, share)
     if share < settings.min_keyword_overlap:
         return GateResult(False, f"question words unknown to the kb ({share:.2f})", top_dense, share)
+    names = [n for n in proper_nouns(asked or question) if n not in vocab]
+    if names:  # トヨタの事例, "What did Toyota achieve": a named company, product or place the kb never mentions
+        return GateResult(False, f"names {names[0]!r}, which the kb does not mention", top_dense, share)
     reason = asks_for_missing_type(question, " ".join(evidence))
     if reason:
         return GateResult(False, reason, top_dense, share)
@@ -93,4 +101,6 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks for company names or rankings the kb does not hold"
     if _ASKS_LAW.search(question):
         return "asks for a legal article the kb does not hold"
+    if _ASKS_TAX.search(question) and not _ASKS_TAX.search(evidence):
+        return "asks about tax or stamp duty the kb does not cover"
     return None

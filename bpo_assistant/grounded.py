@@ -60,9 +60,9 @@ def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSect
     n = 3 if turn.compound else 2
     top, margin = ranked[0], settings.second_section_margin
     out = [top]
-    for s in ranked[1:n]:
+    for s in ranked[1:4]:
         sibling = s.key[1] == top.key[1]
-        if s.score >= top.score - (3 * margin if sibling or turn.compound else margin):
+        if len(out) < n and s.score >= top.score - (3 * margin if sibling or turn.compound else margin):
             out.append(s)
     return out
 
@@ -105,7 +105,7 @@ def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
     ranked = rank_sections(turn, kb, hits, settings, turn.lang)
     picked = pick(turn, kb, choose(turn, ranked, settings), settings)
     top_dense = max((h.dense for h in hits), default=0.0)
-    verdict = gate.check(turn.query, top_dense, [p.sentence.text for p in picked], kb.index.keyword.vocab, settings,
+    verdict = gate.check(turn.query, top_dense, [p.sentence.text for p in picked], kb.vocab, settings,
                          asked=turn.asked)
     if verdict.ok and turn.topic and (elsewhere := subject_outside(turn, kb)):
         return refuse(turn, kb, f"{elsewhere} is covered outside topic {turn.topic}")
@@ -134,7 +134,7 @@ def fallback_ja(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answ
     evidence = [p.sentence.text for p in picked]
     bridged = " ".join(t.term for t in terms)  # the question's known words, in the kb's language
     top = max((h.dense for h in hits), default=0.0)
-    if not gate.check(bridged, top, evidence, kb.index.keyword.vocab, settings).ok:
+    if not gate.check(bridged, top, evidence, kb.vocab, settings, asked=turn.asked).ok:
         return None
     if gate.asks_for_missing_type(turn.query, " ".join(evidence)):
         return None

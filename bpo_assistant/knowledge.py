@@ -58,6 +58,9 @@ class Knowledge:
     docs_by_noun: dict[str, frozenset[str]] = field(default_factory=dict)
     doc_topic: dict[tuple[str, str], str] = field(default_factory=dict)
     curated_by_base: dict[tuple[str, str], CuratedAnswer] = field(default_factory=dict)  # (base id, lang)
+    # Words the gate accepts as in-domain: the kb's own tokens plus the nouns of the question bank, since the bank
+    # records how employees word in-scope questions (線引き, タイミング) that the kb text never uses.
+    vocab: frozenset[str] = frozenset()
 
     @property
     def generation(self) -> str:
@@ -114,6 +117,7 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         docs_by_noun={k: frozenset(v) for k, v in by_noun.items()},
         doc_topic={(c.lang, c.doc_id): c.topic for c in index.chunks.values()},
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
+        vocab=frozenset(index.keyword.vocab) | frozenset(n for r in rows if r.kind == "bank" for n in nouns(r.text)),
     )
 
 

@@ -131,6 +131,22 @@ def nouns(text: str) -> list[str]:
     return out
 
 
+# Capitalised, then lower case (Toyota, Accenture): not ALL CAPS, which are acronyms (SLA, NDA) or shouting.
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
+
+
+def proper_nouns(text: str) -> list[str]:
+    """Names: MeCab's 固有名詞 other than places (トヨタ, パソナ) and capitalised Latin words that do not start a sentence
+    (Toyota, Accenture). Lower-cased like the kb vocabulary, so a name the kb uses (BPO, アジア) can be told apart."""
+    text = normalize(text)
+    # Place names (日本, ベトナム) are left out: 「日本企業は…」 is an ordinary question, and the answer-type checks
+    # catch the place questions the kb cannot answer (rankings, prices).
+    out = [w.surface.lower() for w in _tagger()(text)
+           if getattr(w.feature, "pos2", "") == "固有名詞" and getattr(w.feature, "pos3", "") != "地名"]
+    out += [m.group(1).lower() for m in _CAPITALISED.finditer(text.strip())]
+    return list(dict.fromkeys(out))
+
+
 def tokenize(text: str) -> list[str]:
     """Content-word tokens for BM25 and keyword overlap, for Japanese and English alike.
 

@@ -76,8 +76,8 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
 
 
 def _prior_sections(history: Sequence[Mapping]) -> tuple[str, ...]:
-    """The last assistant turn's cited sections, when the caller kept the answer's structure (the chat does not yet;
-    `ask --history` accepts {"role": "assistant", "content": …, "sections": ["doc#section", …]})."""
+    """The last assistant turn's cited sections, when the caller kept the answer's structure: the chat does (from
+    its per-session records); `ask --history` accepts {"role": "assistant", "content": …, "sections": [...]}."""
     for turn in reversed(history):
         if turn.get("role") == "assistant":
             return tuple(str(s) for s in turn.get("sections") or ())

@@ -164,3 +164,25 @@ def test_everyday_phrasing_adds_the_kb_word_to_the_keyword_query(glossary, tmp_p
     assert "メリット" in g.expand("BPOにするといいことって何？", "ja").split()
     assert "注意点" not in g.expand("BPOの注意点は？", "ja").split()  # already in the kb's words
     assert "注意点" not in g.expand("What should we watch out for?", "en")
+
+
+def test_names_the_kb_never_mentions_are_found_but_acronyms_and_places_are_not():
+    from bpo_assistant.text import proper_nouns
+
+    assert "トヨタ" in proper_nouns("トヨタのBPO導入事例を教えて")
+    assert "toyota" in proper_nouns("What did Toyota achieve with BPO?")
+    assert proper_nouns("What is an SLA in BPO?") == []  # acronyms are not names
+    assert proper_nouns("日本企業でBPOが広がっている理由は？") == []  # places are left to the answer-type checks
+    assert proper_nouns("What is BPO?") == []  # the first word of a sentence is capitalised anyway
+
+
+def test_gate_refuses_named_companies_tax_and_rankings_but_not_a_false_premise():
+    from bpo_assistant import gate
+
+    settings = Settings()
+    vocab = {"bpo", "事例", "導入", "業者", "安い", "選ぶ", "得", "消費税", "扱い"}
+    named = gate.check("トヨタのBPO導入事例を教えて", 0.9, ["BPOは経営手法です。"], vocab, settings)
+    assert not named.ok and "トヨタ" in named.reason
+    assert "tax" in gate.asks_for_missing_type("BPOにかかる消費税の扱いは？", "BPOは経営手法です。")
+    assert "rankings" in gate.asks_for_missing_type("日本で一番大きいBPO会社はどこ？", "")
+    assert gate.asks_for_missing_type("とにかく一番安い業者を選べば得だよね？", "") is None

@@ -363,3 +363,20 @@ def test_assistant_failure_becomes_a_message():
     steps = list(ChatService(Broken()).respond("BPOとは？", []))
     assert steps[-1].startswith("申し訳ありません。回答の作成中にエラー")
     assert list(ChatService(Broken()).respond("What is BPO?", []))[-1].startswith("Sorry, something went wrong")
+
+
+def test_a_followup_carries_the_last_answers_sections_to_the_assistant():
+    fake = FakeAssistant()
+    svc = ChatService(fake)
+    text, records = list(svc.respond_ui("BPOとは何ですか？", [], {}))[-1]
+    text = text["content"] if isinstance(text, dict) else text
+    assert records[1]["sections"] == ["bpo-overview#definition"]
+    chat = [{"role": "user", "content": [{"type": "text", "text": "BPOとは何ですか？"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": text}]}]
+    list(svc.respond_ui("その中で対象業務について詳しく", chat, records))
+    last_turn = fake.calls[-1][1][-1]
+    assert last_turn["role"] == "assistant" and last_turn["sections"] == ["bpo-overview#definition"]
+    # an edited chat (the shown answer is no longer the recorded one) sends no stale structure
+    chat[1] = {"role": "assistant", "content": [{"type": "text", "text": "別の回答です。"}]}
+    list(svc.respond_ui("その中で対象業務について詳しく", chat, records))
+    assert "sections" not in fake.calls[-1][1][-1]

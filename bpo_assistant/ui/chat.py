@@ -32,6 +32,21 @@ ERROR_TEXT = {
 }
 
 
+def with_sections(history: Sequence[dict] | None, turns: list[dict], records: dict | None) -> list[dict]:
+    """Attach the recorded `sections` of the last assistant message to the last plain turn, when that record still
+    belongs to the message shown there (a regenerated or edited chat has no record for it)."""
+    history = list(history or [])
+    last = next((i for i in range(len(history) - 1, -1, -1)
+                 if (history[i].get("role") if isinstance(history[i], dict) else None) == "assistant"), None)
+    rec = (records or {}).get(last) if last is not None else None
+    if not rec or not rec.get("sections") or not turns or turns[-1].get("role") != "assistant":
+        return turns
+    shown = plain_answer(message_text(history[last].get("content")))
+    if shown.strip() not in (rec["answer"].strip(), display_body(rec["answer"]).strip(), plain_answer(rec["answer"]).strip()):
+        return turns
+    return turns[:-1] + [{**turns[-1], "sections": list(rec["sections"])}]
+
+
 class ChatService:
     """Holds the assistant and the feedback store; its methods are the chat's event handlers."""
 
@@ -55,9 +70,11 @@ class ChatService:
         self._no_suggest_logged = False
 
     # -- answering ---------------------------------------------------------------------------------------------
-    def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None) -> Answer:
-        """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace."""
-        turns = history_for_assistant(history)
+    def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None,
+            records: dict | None = None) -> Answer:
+        """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace. With the
+        session's `records`, the last answer's cited sections travel with it (follow-ups read the structure)."""
+        turns = with_sections(history, history_for_assistant(history), records)
         try:
             if self._lock is None:
                 return self.assistant.ask(message or "", turns, topic=topic or None)  # "all" is ""
@@ -94,7 +111,7 @@ class ChatService:
         """respond() plus a record of the answer (for feedback), as ChatInterface's extra output; `topic` is the
         chat's source-topic filter (empty: all)."""
         history = list(history or [])
-        answer = self.ask(message, history, topic)
+        answer = self.ask(message, history, topic, records)
         records = dict(records or {})
         index = len(history) + 1  # the user message goes at len(history), this answer right after it
         records[index] = {
@@ -105,6 +122,7 @@ class ChatService:
             "lang": answer.lang,
             "kind": answer.kind,
             "refused": answer.refused,
+            "sections": list(getattr(answer, "sections", ()) or ()),
             "history": history_for_assistant(history),
         }
         if len(records) > MAX_RECORDS:
