@@ -1,5 +1,5 @@
 """Answer latency: warm p50/p95 over the dev suite questions, process start to first answer, and the same
-for the naive LangChain baseline (RecursiveCharacterTextSplitter + Chroma dense top-4).
+for the peer LangChain pipeline (evals/baseline_pipeline.py: hybrid dense + BM25, RRF, top-2, tuned refusal).
 
 Usage: .venv/bin/python benchmarks/answer.py [--suite evals/suites/dev.jsonl]
 Targets on 2 cores: p50 ≤ 50 ms, p95 ≤ 150 ms warm; start to first answer ≤ 8 s.
@@ -62,13 +62,13 @@ def main() -> None:
     lat = measure(lambda q, h: ours.ask(q, h), cases)
     print(f"ours:     n={len(lat)} p50={statistics.median(lat):.1f} ms p95={percentile(lat, 0.95):.1f} ms")
     print(f"ours:     process start to first answer {start_to_first_answer():.2f} s")
-    from evals.baseline_pipeline import NaivePipeline
+    from evals.baseline_pipeline import PeerPipeline
 
     t = time.perf_counter()
-    naive = NaivePipeline(settings, embedder=ours.embedder)
+    peer = PeerPipeline(settings, embedder=ours.embedder)
     build_s = time.perf_counter() - t
-    lat_n = measure(lambda q, h: naive.ask(q, h), cases)
-    print(f"baseline: n={len(lat_n)} p50={statistics.median(lat_n):.1f} ms p95={percentile(lat_n, 0.95):.1f} ms "
+    lat_n = measure(lambda q, h: peer.ask(q, h), cases)
+    print(f"peer:     n={len(lat_n)} p50={statistics.median(lat_n):.1f} ms p95={percentile(lat_n, 0.95):.1f} ms "
           f"(index build {build_s:.1f} s)")
 
 

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="write report.md and report.html here")
     s.add_argument("--baseline", help="baseline JSON to gate against")
     s.add_argument("--update-baseline", action="store_true", help="write this run as the baseline")
-    s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the naive LangChain pipeline")
+    s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the peer LangChain pipeline (hybrid, tuned on dev) side by side")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("chat", help="serve the Gradio chat")

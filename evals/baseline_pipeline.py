@@ -250,7 +250,6 @@ class PeerPipeline:
         self.close()
 
 
-NaivePipeline = PeerPipeline  # old name, kept so benchmarks/answer.py still imports; it is no longer naive
 
 
 def sweep(suite_path, settings=None, thresholds=None, ks=(2, 3, 4, 5, 6, 8, 10)) -> list[dict]:
