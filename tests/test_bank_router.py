@@ -561,3 +561,9 @@ def test_narrowing_followup_goes_to_the_named_part_of_the_last_answer(assistant)
     answer = assistant.ask("その中でセキュリティについて詳しく", history)
     assert not answer.refused
     assert answer.sections and answer.sections[0] == "vendor-selection#security", answer.sections
+
+
+def test_a_specific_section_beats_the_comparison_table_only_when_the_router_is_sure(assistant):
+    specific = assistant.ask("経理で例えるとBPOと単なる外注の違いはどうなる？")
+    assert specific.kind != "comparison" and "bpo-vs-outsourcing#accounting-example" in specific.sections
+    assert assistant.ask("BPOとITOの違いは？").kind == "comparison"
