@@ -177,7 +177,7 @@ def answer(turn, kb, settings) -> "Answer | None":
     lead = "{}#{}".format(*chosen.sources[0][:2])
     if turn.routed and turn.routed[0][0] != lead:
         return None
-    nearest = float((kb.question_vectors @ turn.qvec).max())
+    nearest = float(turn.question_sims.max())
     if nearest < settings.curated_min_cos or not kb.within(chosen.citations, turn.topic):
         return None
     if gate.asks_for_missing_type(turn.query, chosen.answer):

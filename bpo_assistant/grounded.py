@@ -9,7 +9,7 @@ scores close to the first, a third for a compound question), each led by its fir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import gate, phrasebook
 from .compose import Picked, compose, overlap, sentence_tokens
@@ -98,12 +98,17 @@ def pick(turn: Turn, kb: Knowledge, chosen: list[RankedSection], settings) -> li
     return [p for _, p in picked]
 
 
+def evidence(turn: Turn, kb: Knowledge, settings, lang: str):
+    """Retrieve in `lang`, rank sections, choose and pick their sentences: (hits, ranked, picked)."""
+    hits = kb.retriever.search(turn.query, lang=lang, qvec=turn.qvec, topic=turn.topic)
+    ranked = rank_sections(turn, kb, hits, settings, lang)
+    return hits, ranked, pick(turn, kb, choose(turn, ranked, settings), settings)
+
+
 def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
     """The last stage: always returns an answer or a refusal that says why."""
-    hits = kb.retriever.search(turn.query, lang=turn.lang, qvec=turn.qvec, topic=turn.topic)
+    hits, ranked, picked = evidence(turn, kb, settings, turn.lang)
     turn.timer.lap("retrieve")
-    ranked = rank_sections(turn, kb, hits, settings, turn.lang)
-    picked = pick(turn, kb, choose(turn, ranked, settings), settings)
     top_dense = max((h.dense for h in hits), default=0.0)
     verdict = gate.check(turn.query, top_dense, [p.sentence.text for p in picked], kb.vocab, settings,
                          asked=turn.asked)
@@ -113,11 +118,9 @@ def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
         return fallback_ja(turn, kb, settings, embedder, llm) or refuse(turn, kb, verdict.reason)
     if not verdict.ok:
         return refuse(turn, kb, verdict.reason)
-    retrieved = _retrieved(kb, ranked, hits)
-    confidence = turn.routed[0][1] if turn.routed else 0.0
-    return _compose(turn, kb, settings, picked, hits, retrieved, llm, lead=None,
+    return _compose(turn, kb, settings, picked, hits, _retrieved(kb, ranked, hits), llm, lead=None,
                     reason=f"sections by retrieval + router (top {ranked[0].key[1]}#{ranked[0].key[2]}, "
-                           f"p={confidence:.2f}); gate: {verdict.reason}")
+                           f"p={turn.confidence:.2f}); gate: {verdict.reason}")
 
 
 def fallback_ja(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer | None:
@@ -126,21 +129,17 @@ def fallback_ja(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answ
     terms = kb.glossary.find(turn.query)
     if not terms:
         return None
-    qvec = embedder.queries([kb.glossary.canonicalize(turn.query, "ja")])[0]
-    ja_turn = _replace(turn, qvec=qvec)
-    hits = kb.retriever.search(turn.query, lang="ja", qvec=qvec, topic=turn.topic)
-    ranked = rank_sections(ja_turn, kb, hits, settings, "ja")
-    picked = pick(ja_turn, kb, choose(ja_turn, ranked, settings), settings)
-    evidence = [p.sentence.text for p in picked]
+    ja_turn = replace(turn, qvec=embedder.queries([kb.glossary.canonicalize(turn.query, "ja")])[0])
+    hits, ranked, picked = evidence(ja_turn, kb, settings, "ja")
+    quoted = [p.sentence.text for p in picked]
     bridged = " ".join(t.term for t in terms)  # the question's known words, in the kb's language
     top = max((h.dense for h in hits), default=0.0)
-    if not gate.check(bridged, top, evidence, kb.vocab, settings, asked=turn.asked).ok:
+    if not gate.check(bridged, top, quoted, kb.vocab, settings, asked=turn.asked).ok:
         return None
-    if gate.asks_for_missing_type(turn.query, " ".join(evidence)):
+    if gate.asks_for_missing_type(turn.query, " ".join(quoted)):
         return None
-    retrieved = _retrieved(kb, ranked, hits)
     notice = " ".join(x for x in (turn.notice, phrasebook.FALLBACK_NOTICE) if x)
-    return _compose(_replace(ja_turn, notice=notice), kb, settings, picked, hits, retrieved, llm,
+    return _compose(replace(ja_turn, notice=notice), kb, settings, picked, hits, _retrieved(kb, ranked, hits), llm,
                     lead=phrasebook.FALLBACK_NOTICE, reason="weak English evidence: Japanese sources via the glossary",
                     lang="en")
 
@@ -156,33 +155,26 @@ def _compose(turn, kb, settings, picked, hits, retrieved, llm, lead, reason, lan
         if generated is not None:
             text, sentences, citations = generated
             kind = "llm"
-    confidence = turn.routed[0][1] if turn.routed else 0.0
-    suggestions = did_you_mean(turn, kb) if confidence < LOW_CONFIDENCE else ()
+    suggestions = did_you_mean(turn, kb) if turn.confidence < LOW_CONFIDENCE else ()
     return Answer(text, sentences, citations, standalone_query=turn.query, lang=lang, kind=kind, notice=turn.notice,
-                  retrieved=retrieved, reason=reason, confidence=confidence, suggestions=suggestions,
+                  retrieved=retrieved, reason=reason, confidence=turn.confidence, suggestions=suggestions,
                   timings=turn.timer.done("compose"))
 
 
 def did_you_mean(turn: Turn, kb: Knowledge, n: int = 3) -> tuple[str, ...]:
     """For each of the top routed sections, its bank question nearest to what was asked."""
-    if not len(kb.questions) or not turn.routed:
-        return ()
-    sims = kb.question_vectors @ turn.qvec
     out = []
     for label, _ in turn.routed[:n]:
-        rows = [i for i, r in enumerate(kb.questions) if r.section == label and r.lang == turn.lang and r.kind == "bank"]
+        rows = kb.bank_rows.get((turn.lang, label), ())
         if rows:
-            out.append(kb.questions[max(rows, key=lambda i: sims[i])].text)
+            out.append(kb.questions[max(rows, key=lambda i: turn.question_sims[i])].text)
     return tuple(dict.fromkeys(q for q in out if q != turn.asked))
 
 
 def subject_outside(turn: Turn, kb: Knowledge, limit: int = 2) -> str:
     """A subject the question names (a noun only one or two documents use) that no document of the topic covers."""
-    from .text import nouns
-
-    for noun in nouns(turn.query):
-        docs = kb.docs_by_noun.get(noun, ())
-        if 0 < len(docs) <= limit and all(kb.doc_topic.get((turn.lang, d)) != turn.topic for d in docs):
+    for noun, docs in kb.specific_nouns(turn.query, limit):
+        if all(kb.doc_topic.get((turn.lang, d)) != turn.topic for d in docs):
             return noun
     return ""
 
@@ -192,8 +184,3 @@ def _retrieved(kb: Knowledge, ranked: list[RankedSection], hits) -> tuple[str, .
     head = tuple(kb.first_chunk[s.key] for s in ranked[:6] if s.key in kb.first_chunk)
     return tuple(dict.fromkeys(head + tuple(h.chunk.id for h in hits)))
 
-
-def _replace(turn: Turn, **changes) -> Turn:
-    import dataclasses
-
-    return dataclasses.replace(turn, **changes)

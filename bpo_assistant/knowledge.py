@@ -19,9 +19,9 @@ from .glossary import Glossary
 from .index import LoadedIndex, generation_dir
 from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
-from .router import Router, RouterMismatch
+from .router import Router
 from .settings import Settings
-from .text import nouns
+from .text import normalize, nouns
 from .types import SourceDoc
 
 SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
@@ -61,6 +61,8 @@ class Knowledge:
     # Words the gate accepts as in-domain: the kb's own tokens plus the nouns of the question bank, since the bank
     # records how employees word in-scope questions (線引き, タイミング) that the kb text never uses.
     vocab: frozenset[str] = frozenset()
+    bank_rows: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (lang, "doc#section") → rows
+    question_keys: tuple[str, ...] = ()  # each question NFKC + lower case, for literal matches while typing
 
     @property
     def generation(self) -> str:
@@ -87,9 +89,14 @@ class Knowledge:
         keys = ((c.lang, c.doc_id, c.section_id) for c in citations)
         return tuple(self.first_chunk[k] for k in keys if k in self.first_chunk)
 
-    def names_own_subject(self, question: str, limit: int = 2) -> bool:
-        """A noun only one or two documents use (マーケティング, ゼロトラスト) is a subject of its own."""
-        return any(0 < len(self.docs_by_noun.get(n, ())) <= limit for n in nouns(question))
+    def specific_nouns(self, question: str, limit: int = 2) -> list[tuple[str, frozenset[str]]]:
+        """(noun, its documents) for each noun of the question that only one or two documents use (マーケティング,
+        ゼロトラスト): a subject of its own, unlike common words (注意, 業務)."""
+        found = ((n, self.docs_by_noun.get(n, frozenset())) for n in nouns(question))
+        return [(n, docs) for n, docs in found if 0 < len(docs) <= limit]
+
+    def names_own_subject(self, question: str) -> bool:
+        return bool(self.specific_nouns(question))
 
 
 def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledge:
@@ -118,7 +125,16 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         doc_topic={(c.lang, c.doc_id): c.topic for c in index.chunks.values()},
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
         vocab=frozenset(index.keyword.vocab) | frozenset(n for r in rows if r.kind == "bank" for n in nouns(r.text)),
+        bank_rows=_bank_rows(rows), question_keys=tuple(normalize(r.text).lower() for r in rows),
     )
+
+
+def _bank_rows(rows: tuple[BankRow, ...]) -> dict[tuple[str, str], tuple[int, ...]]:
+    out: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        if r.kind == "bank":
+            out.setdefault((r.lang, r.section), []).append(i)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _router(path: Path, spec: str) -> Router | None:
@@ -146,5 +162,3 @@ def _section_tables(index: LoadedIndex):
     texts = {k: (*titles[k], " ".join(index.sentences[i].text for i in v)) for k, v in ordered.items() if k in titles}
     return texts, ordered
 
-
-__all__ = ["Knowledge", "BankRow", "load_knowledge", "RouterMismatch"]

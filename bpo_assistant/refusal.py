@@ -11,10 +11,9 @@ from .types import Answer
 def nearest_questions(turn: Turn, kb: Knowledge, n: int = 3) -> list[str]:
     """The curated questions nearest to the question (one per curated answer), else document titles."""
     out: list[str] = []
-    if len(kb.questions) and turn.qvec.shape[-1] == kb.question_vectors.shape[-1]:
-        sims = kb.question_vectors @ turn.qvec
+    if len(turn.question_sims):
         seen: set[str] = set()
-        for i in sims.argsort()[::-1]:
+        for i in turn.question_sims.argsort()[::-1]:
             row = kb.questions[i]
             if row.kind != "curated" or row.lang != turn.lang or row.curated in seen:
                 continue

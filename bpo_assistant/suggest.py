@@ -25,13 +25,14 @@ def suggest(kb: Knowledge, embedder, text: str, lang: str | None = None, k: int 
     for i, row in enumerate(kb.questions):
         if row.lang != lang or row.kind == "heading":
             continue
-        literal = key in normalize(row.text).lower()
+        literal = key in kb.question_keys[i]
         scored.append((float(sims[i]) + (LITERAL_BONUS if literal else 0.0), row.text))
     scored.sort(key=lambda p: -p[0])
-    out: list[str] = []
+    out: dict[str, str] = {}  # NFKC form → the question as written
     for _, q in scored:
-        if normalize(q) not in {normalize(o) for o in out} and normalize(q) != typed:
-            out.append(q)
+        form = normalize(q)
+        if form != typed:
+            out.setdefault(form, q)
         if len(out) >= k:
             break
-    return out
+    return list(out.values())

@@ -27,6 +27,7 @@ class Turn:
     lang: str
     qvec: np.ndarray = field(compare=False, hash=False)
     routed: tuple[tuple[str, float], ...] = ()  # ("doc#section", calibrated probability), best first
+    question_sims: np.ndarray = field(default=None, compare=False, hash=False)  # cosine to each Knowledge.questions
     intents: tuple[str, ...] = ()
     compound: bool = False
     topic: str | None = None
@@ -38,8 +39,9 @@ class Turn:
     reason: str = ""  # why the turn stopped, or what a later refusal should say
 
     @property
-    def followup(self) -> bool:
-        return self.query != self.asked or bool(phrasebook.NARROW.search(self.asked))
+    def confidence(self) -> float:
+        """The router's probability for its top section (0 when nothing was routed)."""
+        return self.routed[0][1] if self.routed else 0.0
 
 
 def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Knowledge, embedder,
@@ -52,8 +54,8 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
     if clean.empty:
         stop = Answer(guard.EMPTY_PROMPT_EN if lang == "en" else guard.EMPTY_PROMPT_JA, refused=True, lang=lang,
                       kind="prompt", reason="empty question", timings=timer.done("guard"))
-        return Turn(question, "", "", lang, np.zeros(1, np.float32), history=history, timer=timer, stop=stop,
-                    reason="empty question")
+        return Turn(question, "", "", lang, np.zeros(1, np.float32), question_sims=np.zeros(0, np.float32),
+                    history=history, timer=timer, stop=stop, reason="empty question")
     asked = guard.focus(guard.strip_markup(clean.text))
     asked = _drop_injection(asked) if clean.override else asked
     query = standalone_query(asked, history, kb.glossary, kb.names_own_subject) if asked else ""
@@ -70,9 +72,10 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
         allowed = None if topic is None else {f"{d}#{s}" for (lg, d, s) in kb.sections
                                               if lg == lang and kb.doc_topic.get((lg, d)) == topic}
         routed = tuple(kb.section_router.ranked(qvec, allowed)[:8])
-    turn = Turn(question, asked, query, lang, qvec, routed, phrasebook.intents(query), phrasebook.is_compound(asked),
-                topic, history, _prior_sections(history), notice, timer, reason=reason)
-    return turn
+    # One product with every bank/curated question, shared by the curated stage, 「もしかして」 and the refusal.
+    sims = kb.question_vectors @ qvec if len(kb.questions) else np.zeros(0, np.float32)
+    return Turn(question, asked, query, lang, qvec, routed, sims, phrasebook.intents(query),
+                phrasebook.is_compound(asked), topic, history, _prior_sections(history), notice, timer, reason=reason)
 
 
 def _prior_sections(history: Sequence[Mapping]) -> tuple[str, ...]:

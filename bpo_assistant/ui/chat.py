@@ -32,6 +32,11 @@ ERROR_TEXT = {
 }
 
 
+def shows_record(shown: str, rec: dict) -> bool:
+    """The chat message (as plain text) is the recorded answer, in any of the forms the chat renders it."""
+    return shown.strip() in (rec["answer"].strip(), display_body(rec["answer"]).strip())
+
+
 def with_sections(history: Sequence[dict] | None, turns: list[dict], records: dict | None) -> list[dict]:
     """Attach the recorded `sections` of the last assistant message to the last plain turn, when that record still
     belongs to the message shown there (a regenerated or edited chat has no record for it)."""
@@ -41,8 +46,7 @@ def with_sections(history: Sequence[dict] | None, turns: list[dict], records: di
     rec = (records or {}).get(last) if last is not None else None
     if not rec or not rec.get("sections") or not turns or turns[-1].get("role") != "assistant":
         return turns
-    shown = plain_answer(message_text(history[last].get("content")))
-    if shown.strip() not in (rec["answer"].strip(), display_body(rec["answer"]).strip(), plain_answer(rec["answer"]).strip()):
+    if not shows_record(plain_answer(message_text(history[last].get("content"))), rec):
         return turns
     return turns[:-1] + [{**turns[-1], "sections": list(rec["sections"])}]
 
@@ -181,7 +185,7 @@ class ChatService:
             return rec
         msg = chat[index]
         shown = plain_answer(message_text(msg.get("content") if isinstance(msg, dict) else ""))
-        if rec is not None and (not shown or shown in (rec["answer"].strip(), display_body(rec["answer"]).strip())):
+        if rec is not None and (not shown or shows_record(shown, rec)):
             return rec
         question, prior = "", []
         for j in range(index - 1, -1, -1):
