@@ -112,9 +112,6 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "／")
 
 
-CONFIDENT_ELSEWHERE = 0.9  # router probability above which a specific section beats the comparison table
-
-
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: "AとBの違い" (or one term + a difference word) answered from kb/comparisons.yaml, when a table
     covers the terms and, under a topic filter, every cited document is in the topic."""
@@ -128,11 +125,6 @@ def answer(turn, kb, settings) -> "Answer | None":
         return None
     text, citations = render(*table, turn.lang, kb.section, settings.max_answer_chars)
     if not kb.within(citations, turn.topic):
-        return None
-    if turn.routed and turn.routed[0][1] >= CONFIDENT_ELSEWHERE and turn.routed[0][0] not in {
-            f"{c.doc_id}#{c.section_id}" for c in citations if c.section_id in ("difference", "relationship")}:
-        # 「経理で例えるとBPOと外注の違いは？」: the router is sure the question is about one specific section
-        # (the accounting example), not the side-by-side definitions a table gives.
         return None
     return Answer(text, (), citations, standalone_query=turn.query, lang=turn.lang, kind="comparison",
                   notice=turn.notice, retrieved=kb.chunk_ids(citations), confidence=1.0,
