@@ -10,8 +10,10 @@ The order of STAGES is the product's policy; the last stage always answers or re
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Mapping, Sequence
+import time
+from typing import Callable, Mapping, Sequence
 
 from . import compare, curated, grounded
 from .index import LoadedIndex, current_generation, load_index
@@ -20,7 +22,9 @@ from .refusal import refuse
 from .settings import Settings
 from .suggest import suggest
 from .turn import prepare
-from .types import Answer, SourceDoc
+from .types import Answer, AnswerEvent, SourceDoc
+
+log = logging.getLogger(__name__)
 
 class Assistant:
     STAGES = (compare.answer, curated.answer)  # then grounded.answer, which always returns
@@ -34,6 +38,8 @@ class Assistant:
 
             self.llm = make_llm(settings)
         self._lock = threading.Lock()
+        # Observers see every answer (question log, API metrics); one that raises is logged, never fails a turn.
+        self.observers: list[Callable[[AnswerEvent], None]] = []
         self.kb: Knowledge = load_knowledge(settings, embedder, index)
 
     @classmethod
@@ -59,11 +65,26 @@ class Assistant:
         return self.knowledge().generation != old
 
     # ---- the query path -------------------------------------------------------------------------
-    def ask(self, question: str, history: Sequence[Mapping] = (), topic: str | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Mapping] = (), topic: str | None = None, *,
+            channel: str = "", user: str | None = None) -> Answer:
         """`topic` (a kb front-matter topic such as "contracts") limits every source to that topic's documents.
-        History turns may carry the earlier answer's structure ({"role": "assistant", "sections": [...]})."""
+        History turns may carry the earlier answer's structure ({"role": "assistant", "sections": [...]}).
+        `channel`/`user` only label the event observers receive."""
+        start = time.perf_counter()
         kb = self.knowledge()
         turn = prepare(question, history, kb.check_topic(topic), kb, self.embedder, self.settings)
+        answer = self._answer(turn, kb)
+        if self.observers:
+            event = AnswerEvent(question, answer.lang, turn.topic, answer, turn.routed[:3],
+                                (time.perf_counter() - start) * 1000, kb.generation or "", channel, user, time.time())
+            for observer in list(self.observers):
+                try:
+                    observer(event)
+                except Exception:  # noqa: BLE001 - an observer's bug must not cost the user an answer
+                    log.exception("answer observer %r failed", observer)
+        return answer
+
+    def _answer(self, turn, kb: Knowledge) -> Answer:
         if turn.stop is not None:
             return turn.stop
         if turn.reason:

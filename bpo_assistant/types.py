@@ -147,3 +147,21 @@ class Answer:
             "sections": list(self.sections),
             "timings_ms": {k: round(v, 1) for k, v in self.timings.items()},
         }
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """What `Assistant.ask` tells its observers after each answer (the question log, API logging, tracing).
+
+    Carries the routing the answer came from, so an observer never re-runs the query path to explain it."""
+
+    question: str
+    lang: str
+    topic: str | None
+    answer: Answer
+    routed: tuple[tuple[str, float], ...]  # the router's top sections ("doc#section", probability)
+    latency_ms: float
+    generation: str
+    channel: str = ""  # "chat", "cli", "api", "mcp", "eval"… as the caller says
+    user: str | None = None  # a login name when auth is on; never anything else
+    at: float = 0.0  # time.time() when the answer was ready

@@ -160,3 +160,23 @@ def test_topic_filter_applies_to_curated_answers_and_tables(assistant):
 def test_unknown_topic_is_a_clear_error(assistant):
     with pytest.raises(ValueError, match="unknown topic 'nope'.*contracts"):
         assistant.ask("BPOとは？", topic="nope")
+
+
+def test_observers_see_each_answer_and_a_broken_one_costs_nothing(assistant):
+    """The question log and API metrics hang off this seam: they must see what was routed and answered, and a
+    failing observer must never cost the user the answer."""
+    seen = []
+
+    def broken(event):
+        raise RuntimeError("observer bug")
+
+    assistant.observers[:] = [broken, seen.append]
+    try:
+        answer = assistant.ask("BPOって結局なに？ざっくり教えて", channel="cli")
+    finally:
+        assistant.observers.clear()
+    assert not answer.refused and answer.citations
+    (event,) = seen
+    assert event.answer is answer and event.channel == "cli" and event.lang == "ja"
+    assert event.routed and event.routed[0][0].startswith("bpo-overview#")
+    assert event.latency_ms > 0 and event.generation == assistant.kb.generation
