@@ -23,6 +23,7 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
     from ingest.pipeline import ensure_index
 
     from .assistant import Assistant
+    from .owners.qlog import attach_question_log
 
     try:
         history = load_history(history_path)
@@ -30,11 +31,16 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_index(settings)
+    assistant = Assistant.from_settings(settings)
+    qlog = attach_question_log(assistant, settings, channel="cli")
     try:
-        answer = Assistant.from_settings(settings).ask(question, history, topic=topic)
+        answer = assistant.ask(question, history, topic=topic, channel="cli")
     except ValueError as exc:  # an unknown --topic names the known ones
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if qlog is not None:  # the process ends next: write the row before it does
+            qlog.close()
     if as_json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0

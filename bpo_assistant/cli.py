@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     e = fb.add_parser("export", help="write feedback as eval-suite JSONL cases")
     e.add_argument("--only-negative", action="store_true")
     e.add_argument("--out", help="file to write (default: stdout)")
+
+    s = sub.add_parser("triage", help="refused, 👎 and low-confidence questions from the question log, as themes")
+    s.add_argument("--status", action="append", help="未対応 対応中 対応済み 対象外 (repeatable; default: 未対応, 対応中)")
+    s.add_argument("--json", action="store_true", help="print one JSON list of themes")
     return p
 
 
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         from .feedback import cli_export
 
         return cli_export(settings, only_negative=args.only_negative, out=args.out)
+    if cmd == "triage":
+        from .owners.triage import cli_triage
+
+        return cli_triage(settings, as_json=args.json, status=args.status)
     return 2
 
 

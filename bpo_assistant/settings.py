@@ -76,5 +76,14 @@ class Settings(BaseSettings):
 
     auth_file: Path | None = None
 
+    # Knowledge owners (bpo_assistant/owners/): one database for the question log and triage. Empty URL = SQLite
+    # at data_dir/owners.sqlite; any SQLAlchemy URL (postgresql+psycopg://…) holds the same tables.
+    database_url: str = ""
+    log_questions: bool = True  # BPO_LOG_QUESTIONS=false: nothing is recorded
+    log_days: int = 90  # retention of the question log, purged on start and daily
+    admins: str = ""  # comma-separated login names that see the ナレッジ管理 tab when BPO_AUTH_FILE is set
+    triage_min_confidence: float = 0.5  # an answer routed below this joins the triage queue
+    triage_theme_distance: float = 0.35  # average cosine distance (centred e5 vectors) under which questions share a theme
+
     def data_path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)

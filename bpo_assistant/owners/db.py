@@ -1,0 +1,96 @@
+"""The knowledge owners' database: the question log and the triage status, through SQLAlchemy Core.
+
+SQLite at data_dir/owners.sqlite by default; `BPO_DATABASE_URL` points the same tables at PostgreSQL (or any
+SQLAlchemy URL). Only Core constructs portable across both are used: no JSON column type (lists are stored as
+JSON text, so SQLite and PostgreSQL read them the same way), no upserts.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        create_engine, event)
+from sqlalchemy.engine import Engine
+
+from ..settings import Settings
+
+STATUSES = ("未対応", "対応中", "対応済み", "対象外")  # open, in progress, resolved, out of scope
+OPEN, IN_PROGRESS, RESOLVED, OUT_OF_SCOPE = STATUSES
+
+metadata = MetaData()
+
+questions = Table(
+    "question_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),  # unix time the answer was ready
+    Column("question", Text, nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("topic", String(80)),
+    Column("channel", String(16), nullable=False, default=""),
+    Column("kind", String(16), nullable=False),
+    Column("refused", Boolean, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("confidence", Float, nullable=False, default=0.0),
+    Column("routed", Text, nullable=False, default="[]"),  # JSON [["doc#section", p], …] (router top-3)
+    Column("cited", Text, nullable=False, default="[]"),  # JSON ["doc#section", …] in citation order
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("generation", String(64), nullable=False, default=""),
+    Column("user", String(200)),  # a login name when auth is on; NULL otherwise (privacy by default)
+    Column("feedback_id", Integer),  # the feedback store's row (data_dir/feedback.sqlite) once linked
+    Column("rating", Integer),  # that row's 👍 1 / 👎 -1
+)
+Index("question_log_at", questions.c.at)
+
+# One row per question that an owner has touched; a question without a row is 未対応.
+triage = Table(
+    "triage_status", metadata,
+    Column("question_id", Integer, ForeignKey("question_log.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(8), nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", Float, nullable=False),
+    Column("resolution", Text, nullable=False, default=""),  # e.g. "question:bpo-overview#definition"
+)
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'owners.sqlite'}"
+
+
+def engine_for(settings: Settings) -> Engine:
+    """One engine (and pool) per URL for the process; tables are created on first use."""
+    url = database_url(settings)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite:///"):
+                Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            metadata.create_all(engine)
+            _engines[url] = engine
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL: the chat writes while `bpo-assistant triage` reads; NORMAL sync is durable enough for a log and keeps
+    # each insert off the disk's fsync path.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def dispose_all() -> None:
+    """Tests and short-lived processes: close every pooled connection."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

@@ -1,0 +1,121 @@
+"""The question log: what a knowledge owner later triages is really stored, privately, and only as long as set."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sqlalchemy import select
+
+from bpo_assistant.cli import main
+from bpo_assistant.feedback import FeedbackStore
+from bpo_assistant.owners.db import engine_for, questions
+from bpo_assistant.owners.qlog import QuestionLog, attach_question_log, link_feedback
+from bpo_assistant.types import Answer, AnswerEvent, Citation
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+class _Observed:
+    """Only what attach_question_log needs from an Assistant: its observer list."""
+
+    def __init__(self) -> None:
+        self.observers: list = []
+
+
+def rows(settings) -> list:
+    with engine_for(settings).connect() as conn:
+        return conn.execute(select(questions).order_by(questions.c.id)).all()
+
+
+def event(question="請負契約とは？", at=None, user=None, refused=False) -> AnswerEvent:
+    cit = Citation(1, "contract-types", "契約形態", "請負契約", "ukeoi", "ja", "請負契約は…")
+    answer = Answer("請負契約は成果物の完成を約束する契約です。[1]", citations=() if refused else (cit,),
+                    refused=refused, kind="refusal" if refused else "extractive",
+                    reason="gate: off-topic" if refused else "router", confidence=0.2 if refused else 0.91)
+    return AnswerEvent(question, "ja", None, answer, (("contract-types#ukeoi", 0.91), ("contract-types#jun-inin", 0.05)),
+                       12.5, "g1", "", user, at or time.time())
+
+
+def test_cli_ask_logs_the_question_with_its_routing_and_citations(real_settings, monkeypatch, capsys):
+    monkeypatch.setenv("BPO_KB_DIR", str(real_settings.kb_dir))
+    monkeypatch.setenv("BPO_DATA_DIR", str(real_settings.data_dir))
+    before = len(rows(real_settings))
+    assert main(["ask", "BPOのメリットは？", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    new = rows(real_settings)[before:]
+    assert len(new) == 1
+    row = new[0]
+    assert (row.question, row.channel, row.lang, row.refused, row.user) == ("BPOのメリットは？", "cli", "ja", False, None)
+    assert json.loads(row.cited) == answer["sections"] and row.kind == answer["kind"]
+    routed = json.loads(row.routed)
+    assert 1 <= len(routed) <= 3 and routed[0][0].startswith("bpo-benefits#") and row.confidence > 0
+    assert row.latency_ms > 0 and row.generation
+
+
+def test_a_refusal_is_logged_with_its_reason(assistant, tmp_path):
+    settings = make_settings(tmp_path / "data")
+    qlog = QuestionLog(settings, channel="chat")
+    assistant.observers.append(qlog)
+    try:
+        answer = assistant.ask("今日の東京の天気は？")
+    finally:
+        assistant.observers.remove(qlog)
+        qlog.close()
+    (row,) = rows(settings)
+    assert answer.refused and row.refused and row.kind == "refusal"
+    assert row.reason == answer.reason and row.reason and row.channel == "chat"
+
+
+def test_switched_off_nothing_is_recorded(tmp_path):
+    settings = make_settings(tmp_path / "data", log_questions=False)
+    target = _Observed()
+    assert attach_question_log(target, settings) is None and target.observers == []
+    assert not (tmp_path / "data" / "owners.sqlite").exists()
+
+
+def test_user_is_kept_only_when_a_login_is_configured(tmp_path):
+    anonymous = make_settings(tmp_path / "a")
+    login = make_settings(tmp_path / "b", auth_file=tmp_path / "users.txt")
+    for settings in (anonymous, login):
+        qlog = QuestionLog(settings)
+        qlog(event(user="tanaka"))
+        qlog.close()
+    assert rows(anonymous)[0].user is None
+    assert rows(login)[0].user == "tanaka"
+
+
+def test_rows_past_retention_are_purged_on_start(tmp_path):
+    settings = make_settings(tmp_path / "data", log_days=30)
+    qlog = QuestionLog(settings)
+    qlog(event("古い質問", at=time.time() - 31 * 86_400))
+    qlog(event("新しい質問", at=time.time() - 29 * 86_400))
+    qlog.close()
+    assert len(rows(settings)) == 2
+    target = _Observed()
+    attach_question_log(target, settings).close()  # a restart
+    assert [r.question for r in rows(settings)] == ["新しい質問"]
+
+
+def test_attach_is_idempotent(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    target = _Observed()
+    first = attach_question_log(target, settings)
+    assert attach_question_log(target, settings) is first and len(target.observers) == 1
+    first.close()
+
+
+def test_a_thumbs_down_links_to_the_logged_question(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    qlog = QuestionLog(settings)
+    qlog(event("請負契約とは？", at=time.time() - 60))
+    qlog(event("準委任契約とは？", at=time.time() - 50))
+    qlog.close()
+    fid = FeedbackStore(settings).add(question="請負契約とは？", answer="…", rating=-1, lang="ja",
+                                      reason="incomplete")
+    assert link_feedback(settings) == 1
+    linked = {r.question: (r.feedback_id, r.rating) for r in rows(settings)}
+    assert linked == {"請負契約とは？": (fid, -1), "準委任契約とは？": (None, None)}
+    assert link_feedback(settings) == 0  # nothing changed since

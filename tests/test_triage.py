@@ -1,0 +1,108 @@
+"""The triage queue: what failed reaches it, grouped so an owner fixes a theme once, with who changed what."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bpo_assistant.cli import main
+from bpo_assistant.embeddings import FakeEmbeddings
+from bpo_assistant.feedback import FeedbackStore
+from bpo_assistant.owners.db import OPEN, OUT_OF_SCOPE, RESOLVED
+from bpo_assistant.owners.qlog import QuestionLog
+from bpo_assistant.owners.triage import TriageError, bank_center, items, queue, set_status, themes
+from bpo_assistant.types import Answer, AnswerEvent, Citation
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def log_events(settings, specs) -> None:
+    """specs: (question, kind, refused, confidence, seconds ago)."""
+    qlog = QuestionLog(settings)
+    cit = Citation(1, "bpo-overview", "BPO", "定義", "definition", "ja", "…")
+    for question, kind, refused, conf, ago in specs:
+        answer = Answer("…", citations=() if refused else (cit,), refused=refused, kind=kind,
+                        reason="gate" if refused else "router", confidence=conf)
+        qlog(AnswerEvent(question, "ja", None, answer, (("bpo-overview#definition", conf),), 10.0, "g", "chat",
+                         None, time.time() - ago))
+    qlog.close()
+
+
+@pytest.fixture
+def logged(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    log_events(settings, [
+        ("社員食堂のメニューは？", "refusal", True, 0.1, 300),
+        ("社員食堂のメニューは？", "refusal", True, 0.1, 200),
+        ("BPOとは？", "extractive", False, 0.95, 150),  # answered with confidence: not in the queue
+        ("BPOの歴史は？", "extractive", False, 0.30, 100),  # low confidence
+        ("請負契約とは？", "extractive", False, 0.90, 50),  # confident, but disliked below
+        ("", "prompt", False, 0.0, 40),
+    ])
+    FeedbackStore(settings).add(question="請負契約とは？", answer="…", rating=-1, lang="ja", reason="incomplete")
+    return settings
+
+
+def test_refused_disliked_and_low_confidence_questions_reach_the_queue(logged):
+    found = {i.question: i.why for i in items(logged)}
+    assert found == {"社員食堂のメニューは？": "refused", "BPOの歴史は？": "low-confidence", "請負契約とは？": "disliked"}
+
+
+def test_themes_come_most_frequent_first_then_newest(logged):
+    order = [th.label for th in themes(items(logged), FakeEmbeddings(32), None, 0.35)]
+    assert order == ["社員食堂のメニューは？", "請負契約とは？", "BPOの歴史は？"]
+
+
+def test_status_and_who_changed_it_are_kept_and_a_second_resolve_is_told(logged):
+    ids = [i.id for i in items(logged) if i.question == "社員食堂のメニューは？"]
+    changed, skipped = set_status(logged, ids, OUT_OF_SCOPE, "sato")
+    assert changed == ids and not skipped
+    assert {i.question for i in items(logged)} == {"BPOの歴史は？", "請負契約とは？"}  # default: open ones
+    closed = [i for i in items(logged, statuses=(OUT_OF_SCOPE,))]
+    assert {(i.status, i.changed_by) for i in closed} == {(OUT_OF_SCOPE, "sato")}
+    changed, skipped = set_status(logged, ids[:1], RESOLVED, "suzuki")
+    assert changed == [] and "already 対象外 by sato" in skipped[0]
+
+
+def test_bad_status_or_missing_name_is_refused_with_the_allowed_values(logged):
+    with pytest.raises(TriageError, match="未対応, 対応中, 対応済み, 対象外"):
+        set_status(logged, [1], "done", "sato")
+    with pytest.raises(TriageError, match="who changed it"):
+        set_status(logged, [1], OPEN, "")
+
+
+@pytest.mark.slow
+def test_japanese_paraphrases_share_a_theme_and_an_unrelated_question_does_not(assistant, tmp_path):
+    settings = make_settings(tmp_path / "data")
+    paraphrases = ["請求書の再発行はどうすればいいですか？", "請求書をもう一度発行してもらうには？",
+                   "請求書を再発行してほしい", "請求書の再発行手続きを教えて"]
+    cost = ["BPOの費用相場はどれくらい？", "BPOってどのくらいお金がかかるの？", "BPOを頼むと料金はいくら？"]
+    log_events(settings, [(q, "refusal", True, 0.1, 100 + n) for n, q in
+                          enumerate([*paraphrases, *cost, "社員食堂のメニューは？", "BPOの利点を教えて"])])
+    found = themes(items(settings), assistant.embedder, bank_center(assistant), settings.triage_theme_distance)
+    groups = sorted(sorted(i.question for i in th.items) for th in found)
+    assert sorted(paraphrases) in groups and sorted(cost) in groups
+    assert ["社員食堂のメニューは？"] in groups and ["BPOの利点を教えて"] in groups
+
+
+@pytest.mark.slow
+def test_triage_cli_lists_a_refused_question_as_json(real_settings, assistant, monkeypatch, capsys):
+    settings = real_settings
+    qlog = QuestionLog(settings, channel="chat")
+    assistant.observers.append(qlog)
+    try:
+        assistant.ask("社内の駐車場の申し込み方法は？")
+    finally:
+        assistant.observers.remove(qlog)
+        qlog.close()
+    monkeypatch.setenv("BPO_KB_DIR", str(settings.kb_dir))
+    monkeypatch.setenv("BPO_DATA_DIR", str(settings.data_dir))
+    assert main(["triage", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    hit = [i for th in data for i in th["items"] if i["question"] == "社内の駐車場の申し込み方法は？"]
+    assert hit and hit[0]["why"] == "refused" and hit[0]["status"] == OPEN
+    assert main(["triage", "--status", "done"]) == 2
+    assert queue(settings, assistant)  # the same queue through the API the admin tab uses
