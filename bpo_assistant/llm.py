@@ -16,6 +16,7 @@ from .types import AnswerSentence, Citation
 
 SUPPORT_MIN = 0.6  # share of a sentence's content words that must occur in the sources it cites
 _MARK = re.compile(r"\[(\d+)\]")
+_LEADING = re.compile(r"^(?:\s*\[\d+\])+")
 
 SYSTEM = {
     "ja": "あなたはBPOナレッジベースのアシスタントです。番号付きの資料だけを根拠に、短く日本語で答えてください。"
@@ -55,12 +56,26 @@ def generate(llm, question: str, hits: list[Hit], lang: str):
     return check_reply(str(reply), hits, lang)
 
 
+def cited_pieces(reply: str) -> list[tuple[str, list[int]]]:
+    """(sentence, its [n]) for 「文。[1]」 and 「文[1]。」 alike. The splitter cuts after 。, so markers that open a
+    piece were written after the previous sentence's 。 and belong to it, not to the sentence they precede."""
+    out: list[tuple[str, list[int]]] = []
+    for piece in split_sentences(reply):
+        lead = _LEADING.match(piece)
+        if lead and out:
+            out[-1][1].extend(int(n) for n in _MARK.findall(lead[0]))
+            piece = piece[lead.end():]
+        body = _MARK.sub("", piece).strip()
+        if body:
+            out.append((body, [int(n) for n in _MARK.findall(piece)]))
+    return out
+
+
 def check_reply(reply: str, hits: list[Hit], lang: str):
     kept: list[tuple[str, list[int]]] = []
-    for sentence in split_sentences(reply):
-        cited = [int(n) for n in _MARK.findall(sentence) if 1 <= int(n) <= len(hits)]
-        body = _MARK.sub("", sentence).strip()
-        if not body or not cited:
+    for body, marks in cited_pieces(reply):
+        cited = [n for n in marks if 1 <= n <= len(hits)]
+        if not cited:
             continue
         words = set(tokenize(body))
         source_words = set().union(*(set(tokenize(hits[n - 1].chunk.text)) for n in cited))

@@ -87,3 +87,54 @@ def test_unreachable_llm_falls_back(assistant):
                                                      "llm_timeout_s": 2.0})
     answer = Assistant(settings, assistant.embedder, assistant.index).ask("BPR とは？")
     assert answer.kind in ("extractive", "curated", "comparison") and answer.citations
+
+
+# ---------------------------------------------------------------- check_reply without a server (issue 13, item 8)
+
+def _hits(*texts: str, lang: str = "ja"):
+    from bpo_assistant.retrieval import Hit
+    from bpo_assistant.types import Chunk
+
+    return [Hit(Chunk(f"{lang}:doc{n}#s:0:x", f"doc{n}", f"文書{n}", lang, "contracts", "s", f"節{n}", 0, text),
+                0.9, 0.9, 0.0) for n, text in enumerate(texts, start=1)]
+
+
+UKEOI = "請負契約では、受託者が成果物の完成に責任を負います。"
+JUNI = "準委任契約では、受託者が業務の遂行に責任を負います。"
+
+
+@pytest.mark.parametrize("reply", [
+    f"{UKEOI}[1]{JUNI}[2]",                          # the format the system prompt asks for: 。 then [n]
+    f"{UKEOI[:-1]}[1]。{JUNI[:-1]}[2]。",             # marker before the 。
+    f"{UKEOI} [1]\n{JUNI} [2]",                       # one sentence per line
+], ids=["after-maru", "before-maru", "lines"])
+def test_a_well_behaved_reply_is_kept_with_each_marker_on_its_own_sentence(reply):
+    from bpo_assistant.llm import check_reply
+
+    out = check_reply(reply, _hits(UKEOI, JUNI), "ja")
+    assert out is not None, "a correctly cited reply was dropped (LLM mode would fall back to extractive)"
+    _, sentences, citations = out
+    assert [(s.text, s.citations) for s in sentences] == [(UKEOI, (1,)), (JUNI, (2,))]
+    assert [c.doc_id for c in citations] == ["doc1", "doc2"]
+
+
+def test_english_reply_with_marker_after_the_full_stop_is_kept():
+    from bpo_assistant.llm import check_reply
+
+    a, b = "BPO hands a whole business process to an outside provider.", "ITO hands over only IT functions."
+    out = check_reply(f"{a} [1] {b} [2]", _hits(a, b, lang="en"), "en")
+    assert out is not None
+    assert [(s.text, s.citations) for s in out[1]] == [(a, (1,)), (b, (2,))]
+
+
+def test_markers_outside_the_context_or_on_the_wrong_source_are_dropped():
+    from bpo_assistant.llm import check_reply
+
+    hits = _hits(UKEOI, JUNI)
+    assert check_reply(f"{UKEOI}[3]{JUNI}[9]", hits, "ja") is None  # both point at nothing
+    # Swapped markers: each sentence cites the other source, which does not support it. Shifting the markers
+    # onto the next sentence would wrongly make both look supported.
+    assert check_reply(f"{UKEOI}[2]{JUNI}[1]", hits, "ja") is None
+    _, sentences, citations = check_reply(f"{UKEOI}[1][7]{JUNI}[5]", hits, "ja")
+    assert [(s.text, s.citations) for s in sentences] == [(UKEOI, (1,))]
+    assert [c.n for c in citations] == [1]
