@@ -1,40 +1,17 @@
 """Extractive composer: quote the few kb sentences that answer the question, each with its [n] source.
 
-No LLM: grounded.py picks the sentences by their ingest-time vectors (never re-embedded) plus keyword overlap;
+No LLM: picking.py picks the sentences by their ingest-time vectors (never re-embedded) plus keyword overlap;
 here they are grouped by source section in reading order and cited. Every sentence of the
 answer is a kb sentence, so every statement is traceable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .phrasebook import LEAD, SOURCES
-from .text import tokenize
-from .types import AnswerSentence, Citation, Sentence
+from .picking import Picked
+from .types import AnswerSentence, Citation
 
-# Which sentences to quote is chosen in grounded.py (sections by retrieval + router); this module renders them.
-
-
-@dataclass(frozen=True)
-class Picked:
-    sentence: Sentence
-    score: float
-    cosine: float
-    overlap: float
-
-
-def sentence_tokens(index, i: int) -> set[str]:
-    cache = getattr(index, "_sentence_tokens", None)
-    if cache is None:
-        cache = index._sentence_tokens = {}
-    if i not in cache:
-        cache[i] = set(tokenize(index.sentences[i].text))
-    return cache[i]
-
-
-def overlap(query_tokens: set[str], tokens: set[str]) -> float:
-    return len(query_tokens & tokens) / len(query_tokens) if query_tokens else 0.0
+# Which sentences to quote is chosen in picking.py; this module renders them.
 
 
 def compose(index, picked: list[Picked], lang: str, max_chars: int, lead: str | None = None

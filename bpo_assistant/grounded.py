@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import gate, phrasebook
-from .compose import Picked, compose, overlap, sentence_tokens
+from .compose import compose
 from .knowledge import Knowledge
+from .picking import pick
 from .refusal import refuse
-from .text import tokenize
 from .turn import Turn
 from .types import Answer
 
 LOW_CONFIDENCE = 0.30  # router top probability below which an answer offers 「もしかして」 questions
-REDUNDANT_COS = 0.96
 
 
 @dataclass(frozen=True)
@@ -67,42 +66,11 @@ def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSect
     return out
 
 
-def pick(turn: Turn, kb: Knowledge, chosen: list[RankedSection], settings) -> list[Picked]:
-    """Per section: its lead sentence, then the sentences most similar to the question and its intent."""
-    index, qvec = kb.index, turn.qvec
-    q_tokens = set(tokenize(turn.query))
-    budget = [settings.max_sentences - 2 * (len(chosen) - 1)] + [2] * (len(chosen) - 1)
-    picked: list[tuple[int, Picked]] = []
-    for section, cap in zip(chosen, budget):
-        rows = kb.section_sentences.get(section.key, ())
-        scored = []
-        for i in rows:
-            s = index.sentences[i]
-            cos = float(index.sentence_vectors[i] @ qvec)
-            ov = overlap(q_tokens, sentence_tokens(index, i))
-            bonus = settings.intent_weight if turn.intents and phrasebook.answers_intent(s.text, turn.intents) else 0.0
-            scored.append((i, Picked(s, cos + settings.overlap_weight * ov + bonus, cos, ov)))
-        if not scored:
-            continue
-        lead, rest = scored[0], sorted(scored[1:], key=lambda ip: -ip[1].score)
-        mine = [lead]
-        for i, p in rest:
-            if len(mine) >= max(cap, 1):
-                break
-            # Only across sections: inside one the kb states one fact per sentence, and e5 rates parallel
-            # sentences (「…は品質向上につながります」「…は処理スピードの改善につながります」) as near-duplicates.
-            if any(float(index.sentence_vectors[i] @ index.sentence_vectors[j]) > REDUNDANT_COS for j, _ in picked):
-                continue
-            mine.append((i, p))
-        picked += mine
-    return [p for _, p in picked]
-
-
 def evidence(turn: Turn, kb: Knowledge, settings, lang: str):
     """Retrieve in `lang`, rank sections, choose and pick their sentences: (hits, ranked, picked)."""
     hits = kb.retriever.search(turn.query, lang=lang, qvec=turn.qvec, topic=turn.topic)
     ranked = rank_sections(turn, kb, hits, settings, lang)
-    return hits, ranked, pick(turn, kb, choose(turn, ranked, settings), settings)
+    return hits, ranked, pick(turn, kb, [s.key for s in choose(turn, ranked, settings)], settings)
 
 
 def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
@@ -118,7 +86,7 @@ def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:
         return fallback_ja(turn, kb, settings, embedder, llm) or refuse(turn, kb, verdict.reason)
     if not verdict.ok:
         return refuse(turn, kb, verdict.reason)
-    return _compose(turn, kb, settings, picked, hits, _retrieved(kb, ranked, hits), llm, lead=None,
+    return _compose(turn, kb, settings, picked, hits, _retrieved(kb, ranked, hits, picked), llm, lead=None,
                     reason=f"sections by retrieval + router (top {ranked[0].key[1]}#{ranked[0].key[2]}, "
                            f"p={turn.confidence:.2f}); gate: {verdict.reason}")
 
@@ -139,7 +107,7 @@ def fallback_ja(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answ
     if gate.asks_for_missing_type(turn.query, " ".join(quoted)):
         return None
     notice = " ".join(x for x in (turn.notice, phrasebook.FALLBACK_NOTICE) if x)
-    return _compose(replace(ja_turn, notice=notice), kb, settings, picked, hits, _retrieved(kb, ranked, hits), llm,
+    return _compose(replace(ja_turn, notice=notice), kb, settings, picked, hits, _retrieved(kb, ranked, hits, picked), llm,
                     lead=phrasebook.FALLBACK_NOTICE, reason="weak English evidence: Japanese sources via the glossary",
                     lang="en")
 
@@ -179,8 +147,10 @@ def subject_outside(turn: Turn, kb: Knowledge, limit: int = 2) -> str:
     return ""
 
 
-def _retrieved(kb: Knowledge, ranked: list[RankedSection], hits) -> tuple[str, ...]:
-    """What the composer saw, best first: the ranked sections (their first chunks), then the raw hits."""
+def _retrieved(kb: Knowledge, ranked: list[RankedSection], hits, picked) -> tuple[str, ...]:
+    """What the composer saw, best first: the ranked sections (their first chunks), the raw hits, then the chunk
+    of a sentence found by the sentence search (a stray)."""
     head = tuple(kb.first_chunk[s.key] for s in ranked[:6] if s.key in kb.first_chunk)
-    return tuple(dict.fromkeys(head + tuple(h.chunk.id for h in hits)))
+    tail = tuple(p.sentence.chunk_id for p in picked)
+    return tuple(dict.fromkeys(head + tuple(h.chunk.id for h in hits) + tail))
 

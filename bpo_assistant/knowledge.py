@@ -21,7 +21,7 @@ from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .router import Router
 from .settings import Settings
-from .text import normalize, nouns
+from .text import normalize, nouns, tokenize
 from .types import SourceDoc
 
 SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
@@ -63,6 +63,9 @@ class Knowledge:
     vocab: frozenset[str] = frozenset()
     bank_rows: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (lang, "doc#section") → rows
     question_keys: tuple[str, ...] = ()  # each question NFKC + lower case, for literal matches while typing
+    sentence_rows: dict[str, np.ndarray] = field(default_factory=dict)  # lang → rows of index.sentences
+    # Filled on first use, not at load: MeCab over every sentence would put start-up in proportion to the kb.
+    _sentence_tokens: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def generation(self) -> str:
@@ -95,6 +98,11 @@ class Knowledge:
         found = ((n, self.docs_by_noun.get(n, frozenset())) for n in nouns(question))
         return [(n, docs) for n, docs in found if 0 < len(docs) <= limit]
 
+    def sentence_tokens(self, i: int) -> frozenset[str]:
+        if (tokens := self._sentence_tokens.get(i)) is None:
+            tokens = self._sentence_tokens[i] = frozenset(tokenize(self.index.sentences[i].text))
+        return tokens
+
     def names_own_subject(self, question: str) -> bool:
         return bool(self.specific_nouns(question))
 
@@ -126,7 +134,15 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
         vocab=frozenset(index.keyword.vocab) | frozenset(n for r in rows if r.kind == "bank" for n in nouns(r.text)),
         bank_rows=_bank_rows(rows), question_keys=tuple(normalize(r.text).lower() for r in rows),
+        sentence_rows=_sentence_rows(index),
     )
+
+
+def _sentence_rows(index: LoadedIndex) -> dict[str, np.ndarray]:
+    by_lang: dict[str, list[int]] = {}
+    for i, s in enumerate(index.sentences):
+        by_lang.setdefault(s.lang, []).append(i)
+    return {lang: np.asarray(rows, dtype=np.int64) for lang, rows in by_lang.items()}
 
 
 def _bank_rows(rows: tuple[BankRow, ...]) -> dict[tuple[str, str], tuple[int, ...]]:

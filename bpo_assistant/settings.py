@@ -39,11 +39,26 @@ class Settings(BaseSettings):
     llm_api_key: str = "not-needed"
     llm_timeout_s: float = 30.0
 
+    # Serving: the HTTP API beside the chat and the login (bpo_assistant/api/, ui/auth.py; README "API").
+    # `name:sha256$hex` lines (python -m bpo_assistant.api.tokens NAME). The API wants a bearer token whenever
+    # this or auth_file is set; with auth_file alone it stays closed (no token can match).
+    api_tokens_file: Path | None = None
+    max_body_bytes: int = 65_536  # API and login request bodies; a question is at most max_question_chars anyway
+    api_concurrency: int = 4  # API answers computed at once, beside the chat's own queue
+    login_max_failures: int = 5  # failed logins of one user name before a backoff
+    login_max_failures_per_address: int = 20  # from one client address (an office NAT carries many users)
+    login_backoff_s: float = 30.0  # the first backoff; doubles with every further failure, up to an hour
+
     # Chunking, in characters (Japanese has no spaces, so characters are the natural unit).
     # 400/1 were chosen on the dev suite; see README "Choosing the chunk size".
     chunk_size: int = 400
     chunk_overlap_sentences: int = 1
     max_file_bytes: int = 5_000_000
+    # Per-file limits shared by ingest and `kb check` (bpo_assistant/limits.py, docs/kb-format.md "Limits").
+    max_unzipped_bytes: int = 20_000_000
+    max_pdf_pages: int = 500
+    max_sections: int = 300
+    max_doc_chars: int = 300_000
 
     # Retrieval
     top_k: int = 6
@@ -69,12 +84,17 @@ class Settings(BaseSettings):
     second_section_margin: float = 0.02  # a second section joins when it scores within this of the first
     prior_weight: float = 0.05  # 「その中で…」: sections of the documents the previous answer cited
     intent_weight: float = 0.02  # a sentence holding the words that answer the question's intent
+    stray_margin: float = -0.03  # a sentence outside the chosen sections joins when it scores within this of their best
     overlap_weight: float = 0.25  # keyword overlap next to e5 similarity when choosing sentences
     # Curated answers: the curated router's calibrated probability, and the nearest training phrasing's cosine.
     curated_min_p: float = 0.5
     curated_min_cos: float = 0.92
 
     auth_file: Path | None = None
+    # Chat sessions (ui/sessions.py): the server forgets a session idle this long (its chat stays in the browser)
+    # and holds at most this many; Gradio alone keeps 10,000 at ~0.3 MB each.
+    chat_session_idle_s: float = 1800.0
+    chat_max_sessions: int = 1000
 
     # Knowledge owners (bpo_assistant/owners/): one database for the question log and triage. Empty URL = SQLite
     # at data_dir/owners.sqlite; any SQLAlchemy URL (postgresql+psycopg://…) holds the same tables.

@@ -180,3 +180,13 @@ def test_observers_see_each_answer_and_a_broken_one_costs_nothing(assistant):
     assert event.answer is answer and event.channel == "cli" and event.lang == "ja"
     assert event.routed and event.routed[0][0].startswith("bpo-overview#")
     assert event.latency_ms > 0 and event.generation == assistant.kb.generation
+
+
+def test_the_fact_outside_the_routed_section_is_still_quoted(assistant):
+    """「品質と納期を厳しく管理する」 opens the contract's definition while the question routes to its risks: the
+    sentence search over the whole kb brings the one sentence that answers it, cited to its own section."""
+    answer = assistant.ask("請負で頼む場合、発注する側がとくにしっかり管理すべきなのは？")
+    assert not answer.refused and "納期" in answer.text
+    quoting = [c for c in answer.citations if "納期" in c.text]
+    assert quoting and quoting[0].doc_id == "contract-types" and quoting[0].section_id == "work-contract"
+    assert len(answer.sentences) <= 6
