@@ -12,6 +12,12 @@ import sys
 from .settings import Settings, set_offline_env
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bpo-assistant", description="BPO knowledge assistant (offline, Japanese-first)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,9 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the peer LangChain pipeline (hybrid, tuned on dev) side by side")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
-    s = sub.add_parser("chat", help="serve the Gradio chat")
+    s = sub.add_parser("chat", help="serve the Gradio chat and the HTTP API (/api/ask, /v1/chat/completions)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--port", type=_port, default=7860)
+    s.add_argument("--allow-unauthenticated", action="store_true",
+                   help="serve beyond loopback without BPO_AUTH_FILE (anyone on the network can ask)")
+
+    sub.add_parser("mcp", help="MCP server on stdio: tools ask, search, topics")
 
     s = sub.add_parser("feedback", help="user feedback")
     fb = s.add_subparsers(dest="feedback_command", required=True)
@@ -89,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "chat":
         from .ui.app import serve
 
-        return serve(settings, host=args.host, port=args.port)
+        return serve(settings, host=args.host, port=args.port, allow_unauthenticated=args.allow_unauthenticated)
+    if cmd == "mcp":
+        from .api.mcp_server import cli_mcp
+
+        return cli_mcp(settings)
     if cmd == "feedback":
         from .feedback import cli_export
 

@@ -261,13 +261,20 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
     return demo
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
-    """`bpo-assistant chat`: serve the app until interrupted. Returns the exit code."""
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
+          allow_unauthenticated: bool = False) -> int:
+    """`bpo-assistant chat`: the chat and the HTTP API (bpo_assistant/api/) in one uvicorn process, sharing one
+    Assistant, until interrupted. Returns the exit code (130 after Ctrl-C)."""
     set_offline_env()
     # One OpenMP thread per query embedding: the server gets its parallelism from answering several questions at
     # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would
     # oversubscribe two cores (measured: 19 ms vs 31 ms wall per query). Must be set before the engine loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not logging.getLogger().handlers:  # login backoffs and API faults must reach the operator's terminal
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .serving import is_loopback
+
     auth = None
     if settings.auth_file:
         from .auth import AuthFileError, make_async_verifier, parse_auth_file
@@ -277,25 +284,48 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         except (OSError, AuthFileError) as exc:
             print(f"auth file unusable, not starting: {exc}", file=sys.stderr)
             return 2
-    elif host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {host} without a login (set BPO_AUTH_FILE)", file=sys.stderr)
+    elif not is_loopback(host):
+        if not allow_unauthenticated:
+            print(f"refusing to serve on {host} without a login: set BPO_AUTH_FILE "
+                  "(or pass --allow-unauthenticated to expose the chat to the network)", file=sys.stderr)
+            return 2
+        print(f"warning: serving on {host} without a login (--allow-unauthenticated)", file=sys.stderr)
+    if settings.api_tokens_file:
+        from bpo_assistant.api.tokens import TokenFileError, parse_tokens_file
 
+        try:
+            parse_tokens_file(settings.api_tokens_file)
+        except (OSError, TokenFileError) as exc:
+            print(f"API tokens file unusable, not starting: {exc}", file=sys.stderr)
+            return 2
+    import socket
+
+    try:  # a taken port is one line now, not a traceback after the index has loaded
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        print(f"cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+    import uvicorn
     from ingest.pipeline import ensure_index
 
+    from bpo_assistant.api.http import create_app
     from bpo_assistant.assistant import Assistant
 
     ensure_index(settings)
     assistant = Assistant.from_settings(settings)
     demo = build_app(assistant, settings, concurrency_limit=env_int("BPO_CHAT_CONCURRENCY", CHAT_CONCURRENCY))
-    print(f"BPO assistant on http://{host}:{port}", file=sys.stderr)
+    demo.bound_host = host  # the admin tab opens without a login only on a loopback-bound server
+    app = create_app(assistant, settings, demo, auth=auth, auth_message=t("ja", "title") if auth else None)
+    print(f"BPO assistant on http://{host}:{port} (API: /api/ask, /v1/chat/completions)", file=sys.stderr)
     try:
-        demo.launch(server_name=host, server_port=port, auth=auth, auth_message=t("ja", "title") if auth else None,
-                    inbrowser=False, share=False, prevent_thread_lock=False, **launch_kwargs(settings))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"cannot serve on {host}:{port}: {exc}", file=sys.stderr)
-        return 1
+        # Open SSE streams (a browser tab's heartbeat) would hold a graceful shutdown for as long as they live.
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                      timeout_graceful_shutdown=3)).run()
+    except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises the captured SIGINT
+        return 130
     return 0
 
 

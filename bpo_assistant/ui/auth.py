@@ -17,15 +17,23 @@ import base64
 import getpass
 import hashlib
 import hmac
+import logging
 import secrets
 import sys
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ALGORITHM = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000  # OWASP 2023 guidance for PBKDF2-HMAC-SHA256
 MIN_ITERATIONS = 10_000
 MAX_ITERATIONS = 10_000_000  # a hostile file must not make each login take minutes
+
+
+log = logging.getLogger(__name__)
 
 
 class AuthFileError(ValueError):
@@ -113,6 +121,74 @@ def make_async_verifier(users: dict[str, str], parallel: int = 2):
             return await asyncio.to_thread(verify, username, password)
 
     return verify_async
+
+
+@dataclass
+class _Strikes:
+    failures: int = 0
+    locked_until: float = 0.0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """Backoff after failed logins, per user name and per client address: after `max_failures` failures the key
+    is locked for `base_s`, and every further failure doubles the lock (up to `max_s`). A lock refuses the attempt
+    before any password is checked, so guessing costs the guesser time and the server no PBKDF2 work. A success
+    clears the user's strikes, never the address's: one valid account must not reset a guessing address.
+    Keys idle for `forget_s` past their lock are forgotten; at most `max_keys` are kept (oldest dropped), so
+    random user names cannot grow memory."""
+
+    def __init__(self, max_failures: int = 5, base_s: float = 30.0, max_failures_per_address: int = 20,
+                 max_s: float = 3600.0, forget_s: float = 900.0, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = {"user": max(1, max_failures), "address": max(1, max_failures_per_address)}
+        self.base_s, self.max_s, self.forget_s, self.max_keys = base_s, max_s, forget_s, max_keys
+        self.clock = clock
+        self._strikes: OrderedDict[tuple[str, str], _Strikes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _get(self, key: tuple[str, str], now: float) -> _Strikes | None:
+        strikes = self._strikes.get(key)
+        if strikes is not None and now - max(strikes.last, strikes.locked_until) > self.forget_s:
+            del self._strikes[key]
+            return None
+        return strikes
+
+    def _keys(self, user: str | None, address: str | None) -> list[tuple[str, str]]:
+        return [(kind, value) for kind, value in (("user", user), ("address", address)) if value]
+
+    def retry_after(self, user: str | None, address: str | None) -> float:
+        """Seconds until this user from this address may try again; 0 when allowed now."""
+        now = self.clock()
+        with self._lock:
+            waits = [s.locked_until - now for k in self._keys(user, address) if (s := self._get(k, now))]
+        return max([0.0, *waits])
+
+    def failed(self, user: str | None, address: str | None) -> float:
+        """Record a failure; returns the lock it started (0 while under the limit)."""
+        now, locked = self.clock(), 0.0
+        with self._lock:
+            for key in self._keys(user, address):
+                strikes = self._get(key, now) or _Strikes()
+                strikes.failures += 1
+                strikes.last = now
+                over = strikes.failures - self.limits[key[0]]
+                if over >= 0:
+                    lock = min(self.max_s, self.base_s * 2 ** min(over, 30))
+                    strikes.locked_until = max(strikes.locked_until, now + lock)
+                    locked = max(locked, lock)
+                self._strikes[key] = strikes
+                self._strikes.move_to_end(key)
+            while len(self._strikes) > self.max_keys:
+                self._strikes.popitem(last=False)
+        if locked:
+            log.warning("login backoff: user=%r address=%s locked for %.0f s after repeated failures",
+                        user, address, locked)
+        return locked
+
+    def succeeded(self, user: str | None) -> None:
+        with self._lock:
+            self._strikes.pop(("user", user or ""), None)
 
 
 def main(argv: list[str] | None = None) -> int:

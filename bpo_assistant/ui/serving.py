@@ -69,6 +69,26 @@ def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
     )
 
 
+# launch() options that mount_gradio_app (the chat inside the API's FastAPI app) does not take.
+_LAUNCH_ONLY = ("strict_cors", "quiet")  # strict_cors is mount_gradio_app's default already
+
+
+def mount_kwargs(settings: Settings | None = None) -> dict[str, Any]:
+    """launch_kwargs for gr.mount_gradio_app, so the served chat looks and behaves like the launched one."""
+    return {k: v for k, v in launch_kwargs(settings).items() if k not in _LAUNCH_ONLY}
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))

@@ -1,0 +1,151 @@
+"""Issue 13 item 11: failed logins back off per user and per address (logged), the chat refuses to bind beyond
+loopback without a login, and the API's tokens file is checked. The backoff rules run against a fake clock;
+the served behaviour against the real `bpo-assistant chat` subprocess with a short backoff."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from api_server import PASSWORD, TOKEN, server_env, start, write_auth_files
+from bpo_assistant.ui.auth import LoginThrottle
+from bpo_assistant.settings import REPO_ROOT
+from conftest import free_port, make_settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_five_failures_lock_a_user_for_30_s_then_doubling():
+    clock = Clock()
+    t = LoginThrottle(max_failures=5, base_s=30, max_failures_per_address=100, clock=clock)
+    for _ in range(4):
+        assert t.failed("bob", "10.0.0.1") == 0
+    assert t.retry_after("bob", "10.0.0.1") == 0
+    assert t.failed("bob", "10.0.0.1") == 30
+    assert t.retry_after("bob", "10.0.0.9") == 30  # the user is locked from every address
+    assert t.retry_after("alice", "10.0.0.1") == 0  # and nobody else is
+    clock.now += 31
+    assert t.retry_after("bob", "10.0.0.1") == 0
+    assert t.failed("bob", "10.0.0.1") == 60
+    clock.now += 61
+    assert t.failed("bob", "10.0.0.1") == 120
+    for _ in range(20):  # each retry as soon as the lock ends
+        clock.now += t.retry_after("bob", None) + 1
+        t.failed("bob", None)
+    assert t.retry_after("bob", None) == 3600  # capped at an hour
+
+
+def test_an_address_guessing_many_names_is_locked_and_a_success_does_not_clear_it():
+    clock = Clock()
+    t = LoginThrottle(max_failures=5, base_s=30, max_failures_per_address=20, clock=clock)
+    for i in range(20):
+        t.failed(f"user{i}", "10.0.0.2")
+    assert t.retry_after("alice", "10.0.0.2") == 30
+    assert t.retry_after("alice", "10.0.0.3") == 0
+    t.succeeded("alice")
+    assert t.retry_after("carol", "10.0.0.2") == 30
+    t2 = LoginThrottle(max_failures=5, base_s=30, clock=clock)
+    for _ in range(4):
+        t2.failed("dave", "10.0.0.4")
+    t2.succeeded("dave")
+    assert t2.failed("dave", "10.0.0.4") == 0  # a success starts the user's count afresh
+    clock.now += 2000
+    for _ in range(4):
+        t2.failed("erin", None)
+    clock.now += 2000  # idle past forget_s: old strikes are dropped
+    assert t2.failed("erin", None) == 0
+
+
+def test_random_user_names_cannot_grow_memory():
+    t = LoginThrottle(max_keys=100, clock=Clock())
+    for i in range(1000):
+        t.failed(f"u{i}", "10.0.0.5")
+    assert len(t._strikes) <= 100
+
+
+def _chat(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bpo_assistant.cli", "chat", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_chat_refuses_to_bind_beyond_loopback_without_a_login(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    env = server_env(settings)
+    done = _chat("--host", "0.0.0.0", "--port", str(free_port()), env=env)
+    assert done.returncode == 2 and "--allow-unauthenticated" in done.stderr and "Traceback" not in done.stderr
+    bad_port = _chat("--port", "78810", env=env)
+    assert bad_port.returncode == 2 and "not a TCP port" in bad_port.stderr and "Traceback" not in bad_port.stderr
+
+
+def test_a_tokens_file_others_can_read_is_refused(tmp_path):
+    from bpo_assistant.ui.app import serve
+
+    users, tokens = write_auth_files(tmp_path)
+    tokens.chmod(0o644)
+    settings = make_settings(tmp_path / "data", auth_file=users, api_tokens_file=tokens)
+    assert serve(settings, port=free_port()) == 2
+
+
+@pytest.fixture(scope="module")
+def server(real_settings, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("auth-server")
+    users, tokens = write_auth_files(tmp, users=("alice", "bob", "carol"))
+    srv = start(real_settings, free_port(), tmp / "server.log", auth_file=users, api_tokens_file=tokens,
+                login_max_failures=3, login_max_failures_per_address=6, login_backoff_s=2)
+    yield srv
+    srv.stop()
+
+
+def _login(base: str, user: str, password: str) -> httpx.Response:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        return c.post("/login", data={"username": user, "password": password})
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_failed_logins_back_off_per_user_then_per_address_and_are_logged(server):
+    base = server.base
+    for _ in range(3):
+        assert _login(base, "bob", "wrong").status_code == 400
+    locked = _login(base, "bob", PASSWORD)  # even the right password waits out the lock
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "2"
+    assert "try again" in locked.json()["error"]["message"]
+    assert _login(base, "alice", PASSWORD).status_code == 200  # other users are not locked out
+    time.sleep(2.2)
+    assert _login(base, "bob", PASSWORD).status_code == 200
+    for _ in range(3):
+        _login(base, "carol", "wrong")
+    time.sleep(2.2)
+    assert _login(base, "carol", "wrong").status_code == 400
+    doubled = _login(base, "carol", PASSWORD)
+    assert doubled.status_code == 429 and doubled.headers["retry-after"] == "4"
+    # 7 failures from this address by now (3 bob + 4 carol): the address itself is held, for alice too
+    assert _login(base, "alice", PASSWORD).status_code == 429
+    log = server.stderr()
+    assert "login backoff: user='bob'" in log and "address=127.0.0.1" in log and "Traceback" not in log
+    time.sleep(4.2)
+    assert _login(base, "alice", PASSWORD).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_wrong_bearer_tokens_back_off_the_address(server):
+    # From another loopback address: the login test above has already held 127.0.0.1.
+    with httpx.Client(base_url=server.base, timeout=60, transport=httpx.HTTPTransport(local_address="127.0.0.2")) as c:
+        while (r := c.get("/v1/models", headers={"Authorization": "Bearer guess"})).status_code == 401:
+            pass
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        # a locked address is refused before its token is even looked at
+        assert c.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
+        time.sleep(int(r.headers["retry-after"]) + 0.3)
+        assert c.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
