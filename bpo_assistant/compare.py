@@ -114,11 +114,12 @@ def _cell(text: str) -> str:
 
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: "AとBの違い" (or one term + a difference word) answered from kb/comparisons.yaml, when a table
-    covers the terms and, under a topic filter, every cited document is in the topic."""
+    covers the terms and, under a topic filter, every cited document is in the topic. A question asking for an
+    example (「経理で例えると」) passes: the table has the definitions, a section has the example."""
     from .types import Answer
 
     n_terms = len(kb.glossary.find(turn.query))
-    if not turn.query or not is_comparison(turn.query, n_terms):
+    if not turn.query or "example" in turn.intents or not is_comparison(turn.query, n_terms):
         return None
     table = pick_columns(turn.query, kb.tables, kb.glossary)
     if table is None:

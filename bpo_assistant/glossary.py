@@ -26,9 +26,14 @@ class Term:
         return self.en.split(" (")[0] if lang == "en" else self.term
 
 
+# Hiragana folded to katakana, one character for one (spans keep their offsets): loanwords typed in hiragana
+# (あうとそーしんぐ, びーぴーおー) then meet the glossary's katakana variants.
+_HIRA_TO_KATA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
+
+
 def text_key(text: str) -> str:
-    """The form Glossary.spans() indexes into: NFKC, lower case."""
-    return normalize(text).lower()
+    """The form Glossary.spans() indexes into: NFKC, lower case, hiragana as katakana."""
+    return normalize(text).lower().translate(_HIRA_TO_KATA)
 
 
 _key = text_key
@@ -121,8 +126,8 @@ class Glossary:
     def canonicalize(self, text: str, lang: str = "ja") -> str:
         """Append the canonical name of each term written in a variant form (コールセンター → コンタクトセンター),
         so the dense arm meets the kb's own wording."""
-        key = _key(text)
-        extra = [t.label(lang) for t in self.find(text) if _key(t.label(lang)) not in key]
+        plain = normalize(text).lower()  # not folded: 「あうとそーしんぐ」 still needs its katakana appended
+        extra = [t.label(lang) for t in self.find(text) if normalize(t.label(lang)).lower() not in plain]
         return f"{text} ({' '.join(extra)})" if extra else text
 
     def by_name(self, name: str) -> Term | None:

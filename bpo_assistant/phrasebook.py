@@ -38,6 +38,11 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"違い|ちがい|違う|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
         re.compile(r"違い|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
     ),
+    "example": (  # 「経理で例えると」: a worked example, which a comparison table does not give
+        re.compile(r"例えると|たとえると|例えば|たとえば|具体例|例を挙げ|例で|for\s+example|e\.g\.|an\s+example|"
+                   r"examples?\s+of|for\s+instance", re.I),
+        re.compile(r"例|ケース|たとえば|example|such\s+as|e\.g\.|case", re.I),
+    ),
     "benefit": (
         re.compile(r"メリット|利点|効果|良いこと|いいこと|得|うれしい|benefit|advantage|merit|upside|gain", re.I),
         re.compile(r"できます|向上|削減|つなが|高め|効果|benefit|improv|reduc|raise|lower", re.I),

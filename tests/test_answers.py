@@ -190,3 +190,11 @@ def test_the_fact_outside_the_routed_section_is_still_quoted(assistant):
     quoting = [c for c in answer.citations if "納期" in c.text]
     assert quoting and quoting[0].doc_id == "contract-types" and quoting[0].section_id == "work-contract"
     assert len(answer.sentences) <= 6
+
+
+def test_asking_for_an_example_gets_the_example_not_the_table(assistant):
+    """The comparison table holds definitions; 「経理で例えると」 asks for the worked example a section gives."""
+    answer = assistant.ask("経理で例えるとBPOとアウトソーシングの違いは？")
+    assert answer.kind == "extractive" and ("帳簿" in answer.text or "記帳" in answer.text)
+    assert "bpo-vs-outsourcing" in {c.doc_id for c in answer.citations}
+    assert assistant.ask("BPOとアウトソーシングの違いは？").kind == "comparison"

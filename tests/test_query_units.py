@@ -186,3 +186,11 @@ def test_gate_refuses_named_companies_tax_and_rankings_but_not_a_false_premise()
     assert "tax" in gate.asks_for_missing_type("BPOにかかる消費税の扱いは？", "BPOは経営手法です。")
     assert "rankings" in gate.asks_for_missing_type("日本で一番大きいBPO会社はどこ？", "")
     assert gate.asks_for_missing_type("とにかく一番安い業者を選べば得だよね？", "") is None
+
+
+def test_loanwords_typed_in_hiragana_are_known_terms(glossary):
+    """Phones and IMEs leave 「あうとそーしんぐ」 unconverted: it must mean the same as アウトソーシング."""
+    assert [t.term for t in glossary.find("びーぴーおーとあうとそーしんぐのちがい")] == ["BPO", "アウトソーシング"]
+    assert "アウトソーシング" in glossary.canonicalize("あうとそーしんぐってなに")
+    (start, end, _), = glossary.spans("これはあうとそーしんぐ")
+    assert (start, end) == (3, 11)  # offsets into the question as typed: folding keeps one character for one
