@@ -13,7 +13,7 @@ from bpo_assistant.feedback import FeedbackStore
 from bpo_assistant.owners.db import engine_for, questions
 from bpo_assistant.owners.qlog import QuestionLog, attach_question_log, link_feedback
 from bpo_assistant.types import Answer, AnswerEvent, Citation
-from tests.conftest import make_settings
+from conftest import make_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -119,3 +119,28 @@ def test_a_thumbs_down_links_to_the_logged_question(tmp_path):
     linked = {r.question: (r.feedback_id, r.rating) for r in rows(settings)}
     assert linked == {"請負契約とは？": (fid, -1), "準委任契約とは？": (None, None)}
     assert link_feedback(settings) == 0  # nothing changed since
+
+
+def test_daily_kpis_match_a_hand_count(tmp_path):
+    from bpo_assistant.owners.kpi import daily
+
+    settings = make_settings(tmp_path / "data")
+    noon = time.mktime(time.strptime("2026-11-30 12:00", "%Y-%m-%d %H:%M"))
+    qlog = QuestionLog(settings)
+    # 11-30: 4 asked, 1 refused, 2 rated (one 👎); 12-01: 2 asked, 2 refused; the admin's re-check is not counted
+    for q, refused, at in [("請負契約とは？", False, noon), ("準委任とは？", False, noon + 60),
+                           ("BPOとは？", False, noon + 120), ("天気は？", True, noon + 180),
+                           ("株価は？", True, noon + 86_400), ("夕飯は？", True, noon + 86_460)]:
+        qlog(event(q, at=at, refused=refused))
+    qlog(AnswerEvent("請負契約とは？", "ja", None, Answer("…"), (), 1.0, "g", "admin", None, noon + 200))
+    qlog.close()
+    store = FeedbackStore(settings)
+    for q, rating in (("請負契約とは？", -1), ("準委任とは？", 1)):
+        fid = store.add(question=q, answer="…", rating=rating, lang="ja")
+        with __import__("sqlite3").connect(settings.data_path("feedback.sqlite")) as conn:
+            conn.execute("UPDATE feedback SET created = ? WHERE id = ?", (noon + 150, fid))
+    days = daily(settings)
+    assert [(d.day, d.asked, d.answered, d.refused, d.rated, d.disliked) for d in days] == [
+        ("2026-11-30", 4, 3, 1, 2, 1), ("2026-12-01", 2, 0, 2, 0, 0)]
+    assert (days[0].answer_rate, days[0].refusal_rate, days[0].dislike_rate) == (0.75, 0.25, 0.5)
+    assert days[1].row()[2:5] == ["0%", "100%", "–"]

@@ -14,7 +14,7 @@ from bpo_assistant.owners.db import OPEN, OUT_OF_SCOPE, RESOLVED
 from bpo_assistant.owners.qlog import QuestionLog
 from bpo_assistant.owners.triage import TriageError, bank_center, items, queue, set_status, themes
 from bpo_assistant.types import Answer, AnswerEvent, Citation
-from tests.conftest import make_settings
+from conftest import make_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

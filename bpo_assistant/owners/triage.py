@@ -99,7 +99,8 @@ def items(settings: Settings, statuses: tuple[str, ...] | None = (OPEN, IN_PROGR
     wanted = or_(q.c.refused.is_(True), q.c.rating < 0,
                  and_(q.c.kind.in_(ANSWER_KINDS), q.c.confidence < settings.triage_min_confidence))
     stmt = (select(q, t.c.status, t.c.changed_by).select_from(q.outerjoin(t, t.c.question_id == q.c.id))
-            .where(wanted, q.c.kind.not_in(("prompt", "error")), q.c.question != "").order_by(q.c.at.desc()))
+            .where(wanted, q.c.kind.not_in(("prompt", "error")), q.c.question != "", q.c.channel != "admin")
+            .order_by(q.c.at.desc()))  # "admin": an owner re-asking after a fix is not a user's question
     if since is not None:
         stmt = stmt.where(q.c.at >= since)
     with engine_for(settings).connect() as conn:
