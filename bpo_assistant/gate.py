@@ -26,7 +26,10 @@ _MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
 _ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|percent|percentage|what share", re.I)
 _ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
 _ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
-_ASKS_YEARS = re.compile(r"何年|how many years|how long .*(run|last)", re.I)
+# "How long does a BPO contract last" asks for years; "how long does it take to get … up and running" asks for the
+# lead time the kb states (3–4 months), so only "how long <it> runs/lasts" counts.
+_ASKS_YEARS = re.compile(r"何年|how many years|how long (does|do|will|would|can|should) [\w\s-]{1,30}? (run|last)s?\b",
+                         re.I)
 _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"

@@ -21,7 +21,7 @@ from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .router import Router
 from .settings import Settings
-from .text import normalize, nouns, tokenize
+from .text import katakana_words, normalize, nouns, tokenize
 from .types import SourceDoc
 
 SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
@@ -64,6 +64,7 @@ class Knowledge:
     bank_rows: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (lang, "doc#section") → rows
     question_keys: tuple[str, ...] = ()  # each question NFKC + lower case, for literal matches while typing
     sentence_rows: dict[str, np.ndarray] = field(default_factory=dict)  # lang → rows of index.sentences
+    loanwords: frozenset[str] = frozenset()  # katakana words of the vocabulary, for questions typed in hiragana
     # Filled on first use, not at load: MeCab over every sentence would put start-up in proportion to the kb.
     _sentence_tokens: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -134,7 +135,7 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
         vocab=frozenset(index.keyword.vocab) | frozenset(n for r in rows if r.kind == "bank" for n in nouns(r.text)),
         bank_rows=_bank_rows(rows), question_keys=tuple(normalize(r.text).lower() for r in rows),
-        sentence_rows=_sentence_rows(index),
+        sentence_rows=_sentence_rows(index), loanwords=katakana_words(c.text for c in index.chunks.values()),
     )
 
 

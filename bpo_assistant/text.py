@@ -133,6 +133,7 @@ def nouns(text: str) -> list[str]:
 
 # Capitalised, then lower case (Toyota, Accenture): not ALL CAPS, which are acronyms (SLA, NDA) or shouting.
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
+_CAPITALISED_ANYWHERE = re.compile(r"(?<![A-Za-z])([A-Z][a-z]{2,})(?![A-Za-z])")
 
 
 def proper_nouns(text: str) -> list[str]:
@@ -143,8 +144,43 @@ def proper_nouns(text: str) -> list[str]:
     # catch the place questions the kb cannot answer (rankings, prices).
     out = [w.surface.lower() for w in _tagger()(text)
            if getattr(w.feature, "pos2", "") == "固有名詞" and getattr(w.feature, "pos3", "") != "地名"]
-    out += [m.group(1).lower() for m in _CAPITALISED.finditer(text.strip())]
+    # A capital opening an English sentence is grammar; opening a Japanese one (「Pythonで…」) it is a name.
+    latin = _CAPITALISED_ANYWHERE if _KANA.search(text) else _CAPITALISED
+    out += [m.group(1).lower() for m in latin.finditer(text.strip())]
     return list(dict.fromkeys(out))
+
+
+_HIRAGANA_RUN = re.compile(r"[\u3041-\u3096ー]{3,}")
+_KATAKANA_WORD = re.compile(r"[\u30a1-\u30faー]{3,}")
+
+
+def katakana_words(texts) -> frozenset[str]:
+    """The katakana words (≥ 3 characters) as the kb writes them (セキュリティ, not MeCab's lemma セキュリティー):
+    the loanwords a question may type in hiragana."""
+    return frozenset(w for t in texts for w in _KATAKANA_WORD.findall(normalize(t)))
+
+
+def fold_loanwords(text: str, words: frozenset[str]) -> str:
+    """「せきゅりてぃ面」 → 「セキュリティ面」: inside each hiragana run, the longest stretch whose katakana form is a
+    known loanword is written in katakana. Only known words: native hiragana (じゅんいにん, ちがい) stays as typed."""
+    def fold(m: re.Match) -> str:
+        run, out, i = m.group(0), [], 0
+        while i < len(run):
+            for j in range(len(run), i + 2, -1):
+                kata = run[i:j].translate(_HIRA_TO_KATA)
+                if kata in words:
+                    out.append(kata)
+                    i = j
+                    break
+            else:
+                out.append(run[i])
+                i += 1
+        return "".join(out)
+
+    return _HIRAGANA_RUN.sub(fold, text) if words else text
+
+
+_HIRA_TO_KATA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
 
 
 def tokenize(text: str) -> list[str]:

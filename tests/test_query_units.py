@@ -194,3 +194,27 @@ def test_loanwords_typed_in_hiragana_are_known_terms(glossary):
     assert "アウトソーシング" in glossary.canonicalize("あうとそーしんぐってなに")
     (start, end, _), = glossary.spans("これはあうとそーしんぐ")
     assert (start, end) == (3, 11)  # offsets into the question as typed: folding keeps one character for one
+
+
+def test_loanwords_typed_in_hiragana_are_written_as_the_kb_writes_them():
+    from bpo_assistant.text import fold_loanwords, katakana_words
+
+    words = katakana_words(["セキュリティ体制を確認します。", "マニュアルを整備し、ベンダーを選びます。"])
+    assert fold_loanwords("せきゅりてぃ面で委託先の何をチェックすればいい？", words).startswith("セキュリティ面で")
+    assert fold_loanwords("べんだーえらびのこつ", words) == "ベンダーえらびのこつ"
+    assert fold_loanwords("じゅんいにんけいやくのちがい", words) == "じゅんいにんけいやくのちがい"  # native words stay
+
+
+def test_a_name_opening_a_japanese_question_is_a_name():
+    from bpo_assistant.text import proper_nouns
+
+    assert "python" in proper_nouns("Pythonでリストを降順にソートする方法")
+    assert "toyota" in proper_nouns("What did Toyota outsource?")
+    assert proper_nouns("What is BPO?") == []  # an English sentence's first capital is grammar, ALLCAPS is a term
+
+
+def test_lead_time_questions_are_not_mistaken_for_contract_length():
+    from bpo_assistant.gate import asks_for_missing_type
+
+    assert asks_for_missing_type("Roughly how long does it take to get a BPO operation up and running?", "") is None
+    assert asks_for_missing_type("How long does a BPO contract usually last?", "") is not None
