@@ -148,9 +148,33 @@ def resolve(data: dict, path: Path, docs: dict[tuple[str, str], SourceDoc]) -> C
     )
 
 
+def duplicates(kb_dir: Path) -> dict[Path, str]:
+    """Curated files whose id an earlier file (by sorted path) already has: path -> reason naming both. They
+    are skipped everywhere (answering, routing, ingest's report), so one id is always one vetted answer."""
+    first: dict[str, Path] = {}
+    out: dict[Path, str] = {}
+    for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # reported by whoever loads it
+        cid = str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
+        if cid is None:
+            continue
+        if cid in first:
+            out[path] = (f"duplicate curated id {cid!r}: {first[cid]} has it too and comes first by path, so this "
+                         "file is skipped; give it its own id")
+        first.setdefault(cid, path)
+    return out
+
+
 def load_curated(kb_dir: Path, docs: dict[tuple[str, str], SourceDoc]) -> tuple[list[CuratedAnswer], list[str]]:
     answers, errors = [], []
+    skipped = duplicates(kb_dir)
+    errors += [f"{path}:1: {reason}" for path, reason in skipped.items()]
     for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
+        if path in skipped:
+            continue
         try:
             answers.append(resolve(load_raw(path), path, docs))
         except (CuratedError, yaml.YAMLError, KeyError, TypeError) as exc:

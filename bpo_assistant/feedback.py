@@ -191,8 +191,9 @@ def cli_export(settings: Settings, only_negative: bool = False, out: str | None 
             return 1
     text = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text, encoding="utf-8")
+        from . import atomic
+
+        atomic.write_text(out, text)  # an export may overwrite a suite someone curated by hand
         print(f"wrote {len(cases)} case(s) to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

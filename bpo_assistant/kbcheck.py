@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from . import atomic
 from .bank import load_bank
-from .curated import CuratedError, combine, current_hashes, load_raw, marker_problem
+from .curated import CuratedError, combine, current_hashes, duplicates, load_raw, marker_problem
 from .kbfiles import load_kb_docs
 from .settings import Settings
 
@@ -131,16 +132,17 @@ def check_glossary(path: Path, docs) -> list[str]:
 
 
 def check_curated(kb_dir: Path, docs, fix_hashes: bool = False) -> tuple[list[str], int]:
-    problems, fixed, seen = [], 0, {}
+    problems, fixed = [], 0
+    skipped = duplicates(kb_dir)
     for path in sorted((kb_dir / "curated").glob("*.yaml")):
+        if path in skipped:  # as in answering and ingest: the first file with an id is the answer
+            problems.append(f"{path}:1: {skipped[path]}")
+            continue
         try:
             data = load_raw(path)
         except (CuratedError, yaml.YAMLError) as exc:
             problems.append(str(exc))
             continue
-        if data["id"] in seen:
-            problems.append(f"{path}:1: duplicate curated id {data['id']!r} (also {seen[data['id']]})")
-        seen[data["id"]] = path
         sources = [(str(s.get("doc")), str(s.get("section")), str(s.get("hash", ""))) for s in data["sources"]]
         now = current_hashes(sources, str(data["lang"]), docs)
         text = path.read_text(encoding="utf-8")
@@ -160,7 +162,7 @@ def check_curated(kb_dir: Path, docs, fix_hashes: bool = False) -> tuple[list[st
             for s, h in zip(data["sources"], now):
                 s["hash"] = h
             data["source_hash"] = combine(now)
-            path.write_text(yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
+            atomic.write_text(path, yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000))
             fixed += 1
         elif not data.get("source_hash") or any(not s[2] for s in sources):
             problems.append(f"{path}:1: no source_hash yet; review the answer, then `kb check --fix-hashes`")

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from .limits import FileProblem, Limits, doc_problem, read_text
 from .text import normalize, split_sentences
 from .types import Section, SourceDoc
 
+KB_LANGS = ("ja", "en")  # kb/<lang>/ folders
 REQUIRED_FIELDS = ("id", "title", "lang", "topic", "tags", "aliases", "source", "reviewed", "owner")
 TOPICS = ("overview", "comparison", "operations", "benefits", "precautions", "vendor-selection", "contracts", "dx",
           "checklist")
@@ -73,8 +75,16 @@ def _slug(title: str, index: int) -> str:
     return ascii_part or f"section-{index + 1}"
 
 
-def load_markdown(path: Path, require_all_fields: bool = True) -> SourceDoc:
-    text = path.read_text(encoding="utf-8")
+def load_markdown(path: Path, require_all_fields: bool = True, limits: Limits | None = None,
+                  text: str | None = None) -> SourceDoc:
+    """A document in our format. `require_all_fields` holds it to the kb/<lang>/ contract (docs/kb-format.md);
+    `text` is the file's text when the caller has read it already (ingest reads each file once)."""
+    path, limits = Path(path), limits or Limits()
+    if text is None:
+        try:
+            text = read_text(path, limits)
+        except FileProblem as exc:
+            raise KbFormatError(path, 1, exc.reason) from None
     meta, body, body_line = split_front_matter(text, path)
     fields = REQUIRED_FIELDS if require_all_fields else ("id", "title", "lang")
     for name in fields:
@@ -83,17 +93,29 @@ def load_markdown(path: Path, require_all_fields: bool = True) -> SourceDoc:
     lang = str(meta.get("lang"))
     if lang not in ("ja", "en"):
         raise KbFormatError(path, 1, f"front matter field 'lang' must be 'ja' or 'en', not {lang!r}")
+    folder = path.parent.name
+    if require_all_fields and folder in KB_LANGS and lang != folder:
+        # Otherwise a kb/en file saying `lang: ja` sorts before, and displaces, the Japanese document with its id.
+        raise KbFormatError(path, _line_of(text, "lang:"), f"front matter says lang: {lang}, but the file is in "
+                                                           f"kb/{folder}/; fix `lang` or move the file")
     topic = str(meta.get("topic") or "general")
     if require_all_fields and topic not in TOPICS:
         raise KbFormatError(path, 1, f"front matter field 'topic' {topic!r} is not one of {', '.join(TOPICS)}")
     sections = parse_sections(body, body_line)
     if not any(s.text for s in sections):
         raise KbFormatError(path, body_line, "document has no text")
+    problem = doc_problem(sections, limits)
+    if problem:
+        raise KbFormatError(path, body_line, problem)
     return SourceDoc(
         id=str(meta["id"]), title=str(meta["title"]), lang=lang, topic=topic, path=str(path),
         sections=tuple(sections), aliases=tuple(str(a) for a in meta.get("aliases") or ()),
         tags=tuple(str(t) for t in meta.get("tags") or ()),
     )
+
+
+def _line_of(text: str, prefix: str) -> int:
+    return next((i for i, line in enumerate(text.splitlines(), start=1) if line.startswith(prefix)), 1)
 
 
 def section_sentences(section: Section) -> list[str]:
@@ -105,21 +127,26 @@ def section_hash(sentences: list[str]) -> str:
     return hashlib.sha256("\n".join(sentences).encode("utf-8")).hexdigest()[:16]
 
 
-def load_kb_docs(kb_dir: Path) -> tuple[dict[tuple[str, str], SourceDoc], list[KbFormatError]]:
-    """All kb/ja and kb/en documents keyed by (lang, id), plus the files that failed to parse."""
+def load_kb_docs(kb_dir: Path, limits: Limits | None = None
+                 ) -> tuple[dict[tuple[str, str], SourceDoc], list[KbFormatError]]:
+    """All kb/ja and kb/en documents keyed by (lang, id), plus the files that failed to parse. Same reader and
+    limits as ingest; of two files with one id, the first by sorted path wins, as in ingest."""
     docs: dict[tuple[str, str], SourceDoc] = {}
     errors: list[KbFormatError] = []
-    for path in sorted(Path(kb_dir).glob("[a-z][a-z]/*.md")):
+    for path in sorted(p for lang in KB_LANGS for p in Path(kb_dir, lang).glob("*.md")):
         try:
-            doc = load_markdown(path)
+            doc = load_markdown(path, limits=limits)
         except KbFormatError as exc:
             errors.append(exc)
             continue
-        except (UnicodeDecodeError, OSError) as exc:
-            errors.append(KbFormatError(path, 1, f"unreadable: {exc}"))
-            continue
-        if (doc.lang, doc.id) in docs:
-            errors.append(KbFormatError(path, 1, f"duplicate id {doc.id!r} (also {docs[(doc.lang, doc.id)].path})"))
+        first = docs.get((doc.lang, doc.id))
+        if first is not None:
+            errors.append(KbFormatError(path, 1, duplicate_reason(doc.id, doc.lang, first.path)))
             continue
         docs[(doc.lang, doc.id)] = doc
     return docs, errors
+
+
+def duplicate_reason(doc_id: str, lang: str, first: str) -> str:
+    return (f"duplicate id {doc_id!r} ({lang}): {first} has it too and comes first by path, so this file is "
+            "skipped; give it its own id")

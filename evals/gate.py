@@ -91,11 +91,9 @@ def make_baseline(run: dict, embedder: str = "") -> dict:
 
 
 def write_baseline(path: str | Path, run: dict, embedder: str = "") -> dict:
-    """Write atomically (temp file + replace) so an interrupted write never leaves half a baseline."""
-    path = Path(path)
+    """Atomic (bpo_assistant.atomic): an interrupted `eval --update-baseline` never leaves half a baseline."""
+    from bpo_assistant import atomic
+
     data = make_baseline(run, embedder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     return data

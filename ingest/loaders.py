@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from pathlib import Path
 
-from bpo_assistant.kbfiles import KbFormatError, load_markdown
+from bpo_assistant.kbfiles import KB_LANGS, KbFormatError, load_markdown
+from bpo_assistant.limits import FileProblem, Limits, decode_text, doc_problem, over, read_bytes
 from bpo_assistant.settings import Settings
 from bpo_assistant.text import detect_lang, normalize
 from bpo_assistant.types import SourceDoc, content_hash
@@ -18,7 +20,6 @@ from bpo_assistant.types import SourceDoc, content_hash
 from .headings import Block, plain_text_blocks, to_sections
 
 SUPPORTED = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
-KB_LANGS = ("ja", "en")
 
 
 class LoadError(Exception):
@@ -48,45 +49,29 @@ def load_file(path: Path, settings: Settings) -> SourceDoc:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise LoadError(path, f"unsupported file type {suffix or '(no extension)'!r}; supported: {' '.join(SUPPORTED)}")
+    limits = Limits.of(settings)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise LoadError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    # Checked before reading so a stray multi-gigabyte file never lands in memory.
-    if size > settings.max_file_bytes:
-        limit = settings.max_file_bytes
-        raise LoadError(path, f"file is {size:,} bytes, over the limit of {limit:,} (BPO_MAX_FILE_BYTES)")
-    if size == 0:
-        raise LoadError(path, "no text: the file is empty")
-    data = path.read_bytes()
-    if suffix == ".pdf":
-        doc = _load_pdf(path, data)
-    elif suffix == ".docx":
-        doc = _load_docx(path, data)
-    else:
-        text = _decode(path, data)
-        if suffix in (".md", ".markdown"):
-            doc = _load_markdown(path, text, settings)
-        elif suffix == ".txt":
-            doc = _from_blocks(path, plain_text_blocks(normalize(text)))
+        data = read_bytes(path, limits)
+        if suffix == ".pdf":
+            doc = _load_pdf(path, data, limits)
+        elif suffix == ".docx":
+            doc = _load_docx(path, data, limits)
         else:
-            doc = _load_html(path, text)
+            text = decode_text(path, data)
+            if suffix in (".md", ".markdown"):
+                doc = _load_markdown(path, text, settings, limits)
+            elif suffix == ".txt":
+                doc = _from_blocks(path, plain_text_blocks(normalize(text)))
+            else:
+                doc = _load_html(path, text)
+    except FileProblem as exc:
+        raise LoadError(path, exc.reason) from None
     if not any(s.text.strip() for s in doc.sections):
         raise LoadError(path, "no text: only headings, no body text")
+    problem = doc_problem(doc.sections, limits)
+    if problem:
+        raise LoadError(path, problem)
     return doc
-
-
-def _decode(path: Path, data: bytes) -> str:
-    if b"\x00" in data:
-        raise LoadError(path, "binary content (NUL bytes): not a UTF-8 text file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise LoadError(path, f"invalid UTF-8 at byte {exc.start} (line {line}); save the file as UTF-8") from None
-    if not text.strip():
-        raise LoadError(path, "no text: the file holds only whitespace")
-    return text
 
 
 def _from_blocks(path: Path, blocks: list[Block], title: str | None = None) -> SourceDoc:
@@ -101,12 +86,12 @@ def _from_blocks(path: Path, blocks: list[Block], title: str | None = None) -> S
     )
 
 
-def _load_markdown(path: Path, text: str, settings: Settings) -> SourceDoc:
+def _load_markdown(path: Path, text: str, settings: Settings, limits: Limits) -> SourceDoc:
     kb = is_kb_file(path, settings.kb_dir)
     if kb or text.startswith("---"):
         try:
             # Outside kb/<lang>/ only id/title/lang are required: a team's notes need no reviewer or owner.
-            return load_markdown(path, require_all_fields=kb)
+            return load_markdown(path, require_all_fields=kb, limits=limits, text=text)
         except KbFormatError as exc:
             raise LoadError(path, f"line {exc.line}: {exc.message}") from None
     return _from_blocks(path, _markdown_blocks(normalize(text)))
@@ -135,14 +120,21 @@ def _markdown_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def _load_pdf(path: Path, data: bytes) -> SourceDoc:
+def _load_pdf(path: Path, data: bytes, limits: Limits) -> SourceDoc:
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF: remove the password before ingesting")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > limits.pdf_pages:  # counted from the page tree, before any page is decoded
+            raise LoadError(path, "PDF has " + over(len(reader.pages), "pages", limits.pdf_pages, "BPO_MAX_PDF_PAGES"))
+        pages = []
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            if sum(map(len, pages)) > limits.doc_chars:  # stop extracting early: a huge PDF costs time per page
+                raise LoadError(path, "PDF text is " + over(sum(map(len, pages)), "characters", limits.doc_chars,
+                                                            "BPO_MAX_DOC_CHARS") + " (counted so far)")
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many types for damaged files
@@ -154,10 +146,25 @@ def _load_pdf(path: Path, data: bytes) -> SourceDoc:
     return _from_blocks(path, plain_text_blocks(text))
 
 
-def _load_docx(path: Path, data: bytes) -> SourceDoc:
+def _check_zip(path: Path, data: bytes, limits: Limits) -> None:
+    """A DOCX is a zip, and python-docx unpacks every part into memory: sum the sizes the zip declares before
+    unpacking anything (zipfile never yields more than a member's declared size, so a lying header fails the
+    CRC check instead of filling memory)."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise LoadError(path, f"not a readable DOCX (Word 2007+) file: {exc}") from None
+    total = sum(m.file_size for m in members)
+    if total > limits.unzipped_bytes:
+        raise LoadError(path, "DOCX unzips to " + over(total, "bytes", limits.unzipped_bytes, "BPO_MAX_UNZIPPED_BYTES")
+                        + f" ({len(data):,} bytes on disk)")
+
+
+def _load_docx(path: Path, data: bytes, limits: Limits) -> SourceDoc:
     import docx
     from docx.text.paragraph import Paragraph
 
+    _check_zip(path, data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - zip, XML and package errors alike mean "not a docx"

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bpo_assistant import curated
 from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name
+from bpo_assistant.kbfiles import duplicate_reason
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
@@ -116,6 +118,9 @@ def _diff(settings: Settings, prev, paths, rebuild: bool, reuse: bool):
     old_docs: dict = prev.manifest["docs"] if prev else {}
     old_failed: dict = prev.manifest.get("failed", {}) if prev else {}
     sources, failed = discover(settings, paths, old_docs)
+    # Curated answers are not indexed documents, but a duplicate id is skipped at answer time: say so here.
+    if paths is None:
+        failed += [(str(p), reason) for p, reason in curated.duplicates(settings.kb_dir).items()]
     report = IngestReport(failed=failed)
     entries: dict[str, dict] = {}  # key -> manifest entry of the new generation
     if paths is not None:  # explicit paths add to the index; they never remove from it
@@ -153,7 +158,7 @@ def _diff(settings: Settings, prev, paths, rebuild: bool, reuse: bool):
         report.changed += old is not None
         report.added += old is None
     for key, info in failures.items():
-        if key in old_docs and key not in entries:
+        if key in old_docs and key not in entries and not info.get("duplicate"):
             entries[key] = old_docs[key]  # a broken edit must not silently drop a document that worked
             info = {**info, "reason": info["reason"] + " (the previously indexed version is kept)"}
         report.failed.append((info["path"], info["reason"]))
@@ -163,18 +168,35 @@ def _diff(settings: Settings, prev, paths, rebuild: bool, reuse: bool):
 
 
 def _unique_ids(loaded, entries: dict, failures: dict, settings: Settings):
-    """Two documents may not share (lang, id): chunk ids would collide. kb files must fix it; files from
-    elsewhere (two notes.txt in different folders) get a suffix from their key instead."""
-    taken = {(e["lang"], e["doc_id"]): k for k, e in entries.items()}
+    """Two documents may not share (lang, id): chunk ids would collide. Among kb documents the first by
+    sorted path wins, whether it was loaded now or reused, so the outcome never depends on which file was
+    indexed first; every later one is skipped with both files named. Files from elsewhere (two notes.txt in
+    different folders) get a suffix from their key instead."""
+    kb_dir = settings.kb_dir
+    claims = sorted([(k, e["lang"], e["doc_id"], e["path"], None) for k, e in entries.items()
+                     if is_kb_file(Path(e["path"]), kb_dir)]
+                    + [(k, d.lang, d.id, d.path, (k, h, d)) for k, h, d in loaded if is_kb_file(Path(d.path), kb_dir)])
+    taken: dict[tuple[str, str], tuple[str, str]] = {}  # (lang, id) -> (key, path) of the file that has it
+    kept = []
+    for key, lang, doc_id, path, item in claims:
+        first_key, first_path = taken.setdefault((lang, doc_id), (key, path))
+        if first_key == key:
+            kept += [item] if item else []
+            continue
+        entries.pop(key, None)
+        # No file hash: the skip is decided again next run (the first file may be gone by then).
+        failures[key] = {"path": path, "file_hash": None, "duplicate": True,
+                         "reason": duplicate_reason(doc_id, lang, first_path)}
+    for k, e in entries.items():
+        taken.setdefault((e["lang"], e["doc_id"]), (k, e["path"]))
+    yield from kept
     for key, fhash, doc in loaded:
+        if is_kb_file(Path(doc.path), kb_dir):
+            continue
         other = taken.get((doc.lang, doc.id))
-        if other is not None and other != key:
-            if is_kb_file(Path(doc.path), settings.kb_dir):
-                failures[key] = {"path": doc.path, "file_hash": fhash,
-                                 "reason": f"duplicate id {doc.id!r} ({doc.lang}); also used by {other}"}
-                continue
+        if other is not None and other[0] != key:
             doc = dataclasses.replace(doc, id=f"{doc.id}-{content_hash(key, 6)}")
-        taken[(doc.lang, doc.id)] = key
+        taken[(doc.lang, doc.id)] = (key, doc.path)
         yield key, fhash, doc
 
 

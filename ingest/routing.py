@@ -40,7 +40,7 @@ def inputs_hash(kb_dir: Path) -> str:
 
 def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
     """Bank questions, section headings and curated phrasings as rows; problems found on the way."""
-    from bpo_assistant.curated import CuratedError, load_raw
+    from bpo_assistant.curated import CuratedError, duplicates, load_raw
 
     sections = {(c.lang, f"{c.doc_id}#{c.section_id}"): c for c in chunks}
     bank, problems = load_bank(kb_dir)
@@ -54,7 +54,11 @@ def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
     for (lang, label), c in sorted(sections.items()):
         for text in (c.section_title, f"{c.title} {c.section_title}"):
             rows.append({"text": text, "lang": lang, "section": label, "kind": "heading", "path": "", "line": 0})
+    skipped = duplicates(kb_dir)
     for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
+        if path in skipped:
+            problems.append(f"{path}:1: not used for routing ({skipped[path]})")
+            continue
         try:
             data = load_raw(path)
             lang, first = str(data["lang"]), data["sources"][0]
