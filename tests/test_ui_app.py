@@ -282,7 +282,7 @@ def test_safe_chatbot_round_trip():
     xss = "<script>window.__xss=1</script><img src=x onerror=window.__xss=2> &amp;"
     data = bot.postprocess([{"role": "user", "content": xss}, {"role": "assistant", "content": "<b>ok</b>"}])
     user_text = data.root[0].content[0].text
-    assert "<" not in user_text and "&lt;script&gt;" in user_text
+    assert "<" not in user_text and "&#60;script&#62;" in user_text
     assert data.root[1].content[0].text == "<b>ok</b>"  # assistant text is rendered (and escaped) by render.py
     back = bot.preprocess(data)
     assert back[0]["content"][0]["text"] == xss

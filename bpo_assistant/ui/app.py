@@ -77,7 +77,11 @@ def _status(assistant, settings: Settings, lang: str) -> str:
         stale = stale_count(assistant.curated_answers())
     except Exception:  # noqa: BLE001
         stale = 0
-    return render_status(info if isinstance(info, dict) else None, stale, lang, error)
+    from bpo_assistant.settings import REPO_ROOT
+
+    # The page is shown to every user: paths under these show relative, any other server path as a file name.
+    roots = [str(settings.kb_dir), str(settings.data_dir), str(REPO_ROOT), os.path.expanduser("~")]
+    return render_status(info if isinstance(info, dict) else None, stale, lang, error, roots)
 
 
 def _suggest_title(lang: str) -> str:
@@ -100,8 +104,10 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
 
     from bpo_assistant.feedback import FeedbackStore
 
-    from .chat import SUGGEST_MAX, SUGGEST_MIN_CHARS, ChatService
+    from .chat import SUGGEST_MAX, SUGGEST_MIN_CHARS, ChatService, validate_chat_call
+    from .guarded import GuardedBlocks
     from .safe_chatbot import SafeChatbot
+    from .sessions import SessionJanitor
     from .labels import lang_of, reason_choices, topic_choices
     from .onboarding import doc_choices, render_curated, render_doc, section_order
     from .render import md_inert
@@ -139,7 +145,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
     docs0 = doc_choices(docs(lang0))
     first_doc = docs0[0][1] if docs0 else None
 
-    with gr.Blocks(title=t(lang0, "title"), fill_height=False) as demo:
+    with GuardedBlocks(title=t(lang0, "title"), fill_height=False) as demo:
         with gr.Row(equal_height=True):
             header = gr.HTML(_HEADER.format(title=t(lang0, "title"), subtitle=t(lang0, "subtitle")),
                              elem_id="bpo-header")
@@ -177,6 +183,11 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                     autofocus=True,
                     analytics_enabled=False,
                 )
+                # ChatInterface has no validator for its API event; with one, a malformed call is refused with a 4xx
+                # when it joins the queue (GuardedBlocks turns Gradio's own input errors into one line).
+                for fn in demo.fns.values():
+                    if fn.api_name == "chat":
+                        fn.validator = validate_chat_call
                 # 「もしかして:」 under the message box: up to SUGGEST_MAX questions near what is being typed.
                 with gr.Row(visible=False, elem_id="bpo-suggest") as sg_row:
                     sg_title = gr.HTML(_suggest_title(lang0), elem_id="bpo-suggest-title", scale=0, min_width=0,
@@ -258,6 +269,8 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         )
     quiet_gradio_queue()
     demo.queue(default_concurrency_limit=4, max_size=512)
+    demo.state_session_capacity = settings.chat_max_sessions  # read when the app is created (launch or mount)
+    demo.session_janitor = SessionJanitor(demo, settings.chat_session_idle_s, settings.chat_max_sessions).start()
     return demo
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import gradio as gr
 
+from bpo_assistant.embeddings import clean_text
 from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer
 
@@ -22,7 +23,12 @@ from .render import display_body, history_for_assistant, message_text, plain_ans
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS = 200  # answers remembered per browser session for feedback
+# What one browser session holds on the server: the last MAX_RECORDS answers (for 👍/👎 and follow-ups), each
+# with at most MAX_RECORD_TURNS turns of the history before it. An older answer's feedback is rebuilt from the
+# visible chat (record_for), so the caps bound memory without losing a rating.
+MAX_RECORDS = 50
+MAX_RECORD_TURNS = 6
+MAX_MESSAGE_CHARS = 4000  # the message box's limit; the API gets the same (the box enforces it only in the browser)
 SUGGEST_MAX = 5  # suggested questions shown under the message box
 SUGGEST_MIN_CHARS = 2  # typed text shorter than this (after stripping) gets no suggestions
 MAX_OPTIONS = 6  # suggested questions attached to an answer as clickable options
@@ -49,6 +55,19 @@ def with_sections(history: Sequence[dict] | None, turns: list[dict], records: di
     if not shows_record(plain_answer(message_text(history[last].get("content"))), rec):
         return turns
     return turns[:-1] + [{**turns[-1], "sections": list(rec["sections"])}]
+
+
+def validate_chat_call(message, history, records=None, topic=None) -> list:
+    """Gradio validator of the /chat API: a call with a wrong type or an oversized message is refused when it
+    joins the queue (HTTP 422 naming the parameter), before it costs an answer. Runs on preprocessed values."""
+    text_ok = message is None or isinstance(message, (str, dict))
+    size_ok = text_ok and len(message_text(message)) <= MAX_MESSAGE_CHARS
+    return [
+        gr.validate(size_ok, f"message must be text of at most {MAX_MESSAGE_CHARS} characters"),
+        gr.validate(history is None or isinstance(history, list), "history must be a list of messages"),
+        gr.validate(records is None or isinstance(records, dict), "records belong to the server"),
+        gr.validate(topic is None or isinstance(topic, str), "topic must be text"),
+    ]
 
 
 class ChatService:
@@ -78,15 +97,18 @@ class ChatService:
             records: dict | None = None) -> Answer:
         """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace. With the
         session's `records`, the last answer's cited sections travel with it (follow-ups read the structure)."""
-        turns = with_sections(history, history_for_assistant(history), records)
+        # A lone surrogate or a NUL reaches the tokeniser and the feedback database as well as the embedder.
+        message = clean_text(message)
+        turns = [{**t, "content": clean_text(t["content"])}
+                 for t in with_sections(history, history_for_assistant(history), records)]
         try:
             if self._lock is None:
-                return self.assistant.ask(message or "", turns, topic=topic or None)  # "all" is ""
+                return self.assistant.ask(message, turns, topic=topic or None)  # "all" is ""
             with self._lock:
-                return self.assistant.ask(message or "", turns, topic=topic or None)  # "all" is ""
+                return self.assistant.ask(message, turns, topic=topic or None)  # "all" is ""
         except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
             log.exception("assistant.ask failed")
-            lang = detect_lang(message or "")
+            lang = detect_lang(message)
             return Answer(ERROR_TEXT[lang], refused=True, lang=lang, kind="error")
 
     def _final(self, answer: Answer, text: str) -> str | dict:
@@ -113,13 +135,18 @@ class ChatService:
 
     def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None, topic: str | None = None):
         """respond() plus a record of the answer (for feedback), as ChatInterface's extra output; `topic` is the
-        chat's source-topic filter (empty: all)."""
-        history = list(history or [])
+        chat's source-topic filter (empty: all).
+
+        The API reaches this with whatever a client sends: anything but text, a list and a dict counts as empty."""
+        message = clean_text(message_text(message))[:MAX_MESSAGE_CHARS]
+        history = [m for m in history if isinstance(m, dict)] if isinstance(history, (list, tuple)) else []
+        records = {k: v for k, v in records.items() if isinstance(k, int) and isinstance(v, dict)} \
+            if isinstance(records, dict) else {}
+        topic = topic if isinstance(topic, str) else None
         answer = self.ask(message, history, topic, records)
-        records = dict(records or {})
         index = len(history) + 1  # the user message goes at len(history), this answer right after it
         records[index] = {
-            "question": message or "",
+            "question": message,
             "answer": answer.text,
             "citations": [c.to_json() for c in answer.citations],
             "standalone_query": answer.standalone_query,
@@ -127,7 +154,7 @@ class ChatService:
             "kind": answer.kind,
             "refused": answer.refused,
             "sections": list(getattr(answer, "sections", ()) or ()),
-            "history": history_for_assistant(history),
+            "history": history_for_assistant(history)[-MAX_RECORD_TURNS:],
         }
         if len(records) > MAX_RECORDS:
             for key in sorted(records)[: len(records) - MAX_RECORDS]:

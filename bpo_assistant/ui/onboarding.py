@@ -8,6 +8,8 @@ index status.
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Sequence
 
 from bpo_assistant.text import normalize
@@ -120,11 +122,35 @@ def _cell(value) -> str:
     return md_inert(str(value)).replace("|", "\\|").replace("\n", " ")
 
 
-def render_status(info: dict | None, stale: int, lang: str, error: str = "") -> str:
+# An absolute path on the server (POSIX or Windows, at least one directory), not the path part of a URL.
+_ABS_PATH = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:)?[\\/](?:[^\s\\/|'\"()]+[\\/])+[^\s\\/|'\"()]*")
+_PRIVATE_KEYS = {"data_dir", "kb_dir", "path", "dir"}
+
+
+def public_text(text: str, roots: Sequence[str] = ()) -> str:
+    """`text` without the server's paths: under one of `roots` (kb, data dir) a path becomes relative to it;
+    any other absolute path is cut to its last component."""
+    s = str(text)
+    for root in sorted((str(r).rstrip("/\\") for r in roots if str(r).strip("/\\")), key=len, reverse=True):
+        s = s.replace(root + os.sep, "").replace(root + "/", "")
+    return _ABS_PATH.sub(lambda m: re.split(r"[\\/]", m.group(0).rstrip("/\\"))[-1] or "…", s)
+
+
+def _public(value, roots: Sequence[str]):
+    if isinstance(value, dict):
+        return {k: _public(v, roots) for k, v in value.items() if str(k) not in _PRIVATE_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_public(v, roots) for v in value]
+    return public_text(value, roots) if isinstance(value, str) else value
+
+
+def render_status(info: dict | None, stale: int, lang: str, error: str = "", roots: Sequence[str] = ()) -> str:
+    """The index status as a table. It is shown to every user, so it holds no server path: the data directory
+    is left out and every other path is made relative to `roots` or cut to its file name."""
     rows = [("stale curated answers" if lang == "en" else "要再確認の確認済み回答", stale)]
-    for key, value in (info or {}).items():
+    for key, value in _public(info or {}, roots).items():
         rows.append((str(key), value))
     head = "| Item | Value |" if lang == "en" else "| 項目 | 値 |"
     table = [head, "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
-    note = f"\n\n_{md_inert(error)}_" if error else ""
+    note = f"\n\n_{md_inert(public_text(error, roots))}_" if error else ""
     return "\n".join(table) + note

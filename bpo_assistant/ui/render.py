@@ -2,16 +2,19 @@
 
 Everything that comes from a user or from the kb is made inert here, before Gradio's own sanitiser sees it:
 text placed in our HTML goes through html.escape; Markdown from the kb or the assistant keeps its Markdown
-(tables, lists, [n] markers) but loses raw HTML, images and inline links (`md_inert`). Both transforms are
-exactly reversible with html.unescape, so the plain answer can be recovered from a rendered message.
+(tables, lists, [n] markers) but loses raw HTML, images, bare-URL auto-links and every link that is not written
+as a Markdown link to http(s) (`md_inert`); a user's message loses all Markdown (`escape_user_text`). Every
+transform is exactly reversible with html.unescape, so the plain text can be recovered from a rendered message.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 
+from bpo_assistant import guard
 from bpo_assistant.text import normalize, split_sentences
 from bpo_assistant.types import Answer, Citation
 
@@ -33,13 +36,45 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+# A kb link is kept only in this form: [label](http(s)://…), not preceded by "!" (an image).
+_MD_LINK = re.compile(r"(?<!!)\[([^\[\]\n]*)\]\((https?://[^\s()<>\"'`]+)\)", re.IGNORECASE)
+# What marked (Gradio's Markdown) would turn into a link on its own: bare URLs, www. names, e-mail addresses,
+# and reference definitions (「[1]: url」 would turn every [1] marker into a link).
+_AUTOLINK = re.compile(r"\b(?:https?|ftp)(:)(?=//)|\bwww(\.)|(?<=[\w.+-])(@)(?=[\w-])|^ {0,3}\[[^\]\n]*\](:)",
+                       re.IGNORECASE | re.MULTILINE)
+
+
+def _entity(ch: str) -> str:
+    return f"&#{ord(ch)};"
+
+
+def _unlink(m: re.Match) -> str:
+    """The match with its one linking character (the group that matched) as a character reference."""
+    g = next(i for i in range(1, 5) if m.group(i) is not None)
+    start, end = m.start(g) - m.start(), m.end(g) - m.start()
+    whole = m.group(0)
+    return whole[:start] + _entity(whole[start:end]) + whole[end:]
+
+
+def _defang(text: str) -> str:
+    s = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = s.replace("![", "!&#91;").replace("](", "]&#40;")
+    return _AUTOLINK.sub(_unlink, s)
+
+
 def md_inert(text: str) -> str:
-    """Markdown with no raw HTML, no images and no inline links (which could fetch or navigate elsewhere).
+    """Markdown with no raw HTML, no images, no auto-linked URLs and no links but [label](http(s)://…).
 
     `&` is escaped first, so html.unescape(md_inert(s)) == s for every s.
     """
-    s = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return s.replace("![", "!&#91;").replace("](", "]&#40;")
+    s, out, pos = text or "", [], 0
+    for m in _MD_LINK.finditer(s):
+        out.append(_defang(s[pos:m.start()]))
+        url = m.group(2).replace("&", "&amp;")
+        out.append(f"[{_defang(m.group(1))}]({url})")
+        pos = m.end()
+    out.append(_defang(s[pos:]))
+    return "".join(out)
 
 
 def md_inert_keep_quotes(text: str) -> str:
@@ -74,16 +109,52 @@ def render_badges(answer: Answer) -> str:
     return BADGES_OPEN + " ".join(badges) + "</div>" if badges else ""
 
 
-def _same(a: str, b: str) -> bool:
-    def norm(s: str) -> str:
-        return re.sub(r"[\s。．.？?！!、,]+", "", normalize(s)).lower()
+def _letters(s: str) -> str:
+    """Only letters and digits (NFKC, lower case): what tells two queries apart for a reader."""
+    return "".join(ch for ch in normalize(s or "").lower() if unicodedata.category(ch)[0] in "LN")
 
-    return norm(a) == norm(b)
+
+# An instruction to print something (「…」と出力して, "say X"): the query line must never show one, even one the
+# query path did not recognise as an injection. Stricter than guard._OVERRIDE, because a hidden line costs nothing.
+_DIRECTIVE = re.compile(
+    r"(と|って)\s*(だけ|のみ)?\s*(書いて|出力|表示|言って|返して|答えて|回答して)|"
+    r"\b(print|output|say|write|reply|respond|repeat|echo)\b",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r"[「『\"'“‘`]([^」』\"'”’`]{1,200})[」』\"'”’`]")
+
+
+def _removed_parts(question: str) -> list[str]:
+    """What the query path drops from the question: its instruction sentences, and what they ask to print."""
+    parts = []
+    for sent in split_sentences(normalize(question or "")):
+        if guard.clean_question(sent, 10**6).override or _DIRECTIVE.search(sent):
+            parts.append(sent)
+            parts.extend(_QUOTED.findall(sent))
+    return [p for p in (_letters(x) for x in parts) if p]
+
+
+def query_line(answer: Answer, question: str) -> str:
+    """The standalone query to show under the answer, or "" when it tells the reader nothing new or carries
+    anything the user asked to have printed.
+
+    Shown only when it adds to the question (a follow-up rewritten with the earlier subject): a query that is the
+    question, or the question with parts removed, is not shown; neither is one holding an instruction or any text
+    of the instruction sentences removed from the question."""
+    q = (answer.standalone_query or "").strip()
+    letters, asked = _letters(q), _letters(question)
+    if not letters or letters in asked:
+        return ""
+    if guard.clean_question(q, 10**6).override or _DIRECTIVE.search(normalize(q)):
+        return ""
+    if any(part in letters for part in _removed_parts(question)):
+        return ""
+    return q
 
 
 def render_query(answer: Answer, question: str) -> str:
-    q = (answer.standalone_query or "").strip()
-    if not q or _same(q, question):
+    q = query_line(answer, question)
+    if not q:
         return ""
     label = "検索クエリ" if answer.lang != "en" else "Search query"
     return f'<div class="bpo-query">{label}: <span class="bpo-query-text">{esc(q)}</span></div>'
@@ -222,7 +293,16 @@ def history_for_assistant(history: Iterable[dict] | None) -> list[dict]:
     return out
 
 
+# Every ASCII punctuation character can start Markdown (emphasis, links, lists, tables, headings, code, auto-links
+# through ":" "." "@"); as a character reference it is plain text to marked and to the browser alike.
+_USER_MARKUP = re.compile(r"[!-/:-@\[-`{-~]|^[ \t]+", re.MULTILINE)
+
+
 def escape_user_text(text: str) -> str:
-    """User messages show as typed: no HTML, no images (reversible with html.unescape)."""
-    s = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return s.replace("![", "!&#91;")
+    """User messages show exactly as typed: no HTML, no Markdown, no auto-links; line breaks kept, leading
+    indentation kept as text (not a code block). Reversible with html.unescape."""
+    return _USER_MARKUP.sub(lambda m: "".join(_entity(c) for c in m.group(0)), text or "")
+
+
+def unescape_user_text(text: str) -> str:
+    return html.unescape(text or "")

@@ -6,19 +6,20 @@ Its own small module because Gradio writes a `.pyi` stub next to the module of e
 
 from __future__ import annotations
 
-import html
-
 import gradio as gr
 
-from .render import escape_user_text
+from bpo_assistant.embeddings import clean_text
+
+from .render import escape_user_text, unescape_user_text
 
 
 class SafeChatbot(gr.Chatbot):
-    """gr.Chatbot whose user messages display exactly as typed (inert), whatever HTML or Markdown they hold.
+    """gr.Chatbot whose user messages display exactly as typed, as plain text: no HTML, no Markdown, no links.
 
-    User text is HTML-escaped on the way to the browser (postprocess) and unescaped on the way back
-    (preprocess); the round trip is exact, so the chat function and the history see the original text.
-    Assistant messages are rendered by render.py, which already escapes kb text.
+    User text is escaped on the way to the browser (postprocess) and unescaped on the way back (preprocess);
+    the round trip is exact, so the chat function and the history see the original text. Assistant messages
+    are rendered by render.py, which already makes kb text inert. A lone surrogate (which no JSON encoder can
+    send) becomes U+FFFD in either kind of message.
     """
 
     is_template = True  # the browser uses the stock Chatbot component
@@ -26,10 +27,10 @@ class SafeChatbot(gr.Chatbot):
     def postprocess(self, value):
         data = super().postprocess(value)
         for msg in data.root:
-            if msg.role == "user":
-                for part in msg.content:
-                    if getattr(part, "type", "") == "text":
-                        part.text = escape_user_text(part.text)
+            for part in msg.content:
+                if getattr(part, "type", "") == "text":
+                    text = clean_text(part.text)
+                    part.text = escape_user_text(text) if msg.role == "user" else text
         return data
 
     def preprocess(self, payload):
@@ -38,5 +39,5 @@ class SafeChatbot(gr.Chatbot):
             if msg.get("role") == "user":
                 for part in msg.get("content") or []:
                     if isinstance(part, dict) and part.get("type") == "text":
-                        part["text"] = html.unescape(part.get("text") or "")
+                        part["text"] = unescape_user_text(part.get("text") or "")
         return messages

@@ -15,11 +15,12 @@ from .render import escape_user_text
 from gradio.events import Dependency
 
 class SafeChatbot(gr.Chatbot):
-    """gr.Chatbot whose user messages display exactly as typed (inert), whatever HTML or Markdown they hold.
+    """gr.Chatbot whose user messages display exactly as typed, as plain text: no HTML, no Markdown, no links.
 
-    User text is HTML-escaped on the way to the browser (postprocess) and unescaped on the way back
-    (preprocess); the round trip is exact, so the chat function and the history see the original text.
-    Assistant messages are rendered by render.py, which already escapes kb text.
+    User text is escaped on the way to the browser (postprocess) and unescaped on the way back (preprocess);
+    the round trip is exact, so the chat function and the history see the original text. Assistant messages
+    are rendered by render.py, which already makes kb text inert. A lone surrogate (which no JSON encoder can
+    send) becomes U+FFFD in either kind of message.
     """
 
     is_template = True  # the browser uses the stock Chatbot component
@@ -27,10 +28,10 @@ class SafeChatbot(gr.Chatbot):
     def postprocess(self, value):
         data = super().postprocess(value)
         for msg in data.root:
-            if msg.role == "user":
-                for part in msg.content:
-                    if getattr(part, "type", "") == "text":
-                        part.text = escape_user_text(part.text)
+            for part in msg.content:
+                if getattr(part, "type", "") == "text":
+                    text = clean_text(part.text)
+                    part.text = escape_user_text(text) if msg.role == "user" else text
         return data
 
     def preprocess(self, payload):
@@ -39,7 +40,7 @@ class SafeChatbot(gr.Chatbot):
             if msg.get("role") == "user":
                 for part in msg.get("content") or []:
                     if isinstance(part, dict) and part.get("type") == "text":
-                        part["text"] = html.unescape(part.get("text") or "")
+                        part["text"] = unescape_user_text(part.get("text") or "")
         return messages
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
