@@ -85,7 +85,25 @@ def test_api_ask_returns_what_ask_json_prints(http):
     assert follow["standalone_query"] != "メリットは？"  # the history reached the assistant
 
 
-def test_api_ask_topic_filter_and_unknown_topic(http):
+def test_api_questions_reach_the_question_log_with_channel_and_token_name(http, real_settings):
+    import sqlite3
+    import time
+
+    question = "API経由の請負契約とは？"
+    assert http.post("/api/ask", json={"question": question}).status_code == 200
+    db = real_settings.data_dir / "owners.sqlite"
+    rows = []
+    for _ in range(50):  # the log is written by a background thread
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                rows = con.execute("select channel, user from question_log where question = ?", (question,)).fetchall()
+        if rows:
+            break
+        time.sleep(0.1)
+    assert rows == [("api", "alice")]
+
+
+def test_api_ask_unknown_topic_names_the_known_ones(http):
     r = http.post("/api/ask", json={"question": QUESTION, "topic": "no-such-topic"})
     assert r.status_code == 400 and "known topics" in r.json()["error"]["message"]
 
@@ -98,6 +116,9 @@ def test_malformed_calls_get_a_4xx_with_a_message_and_no_traceback(server, http)
         (http.post("/api/ask", json=["not", "an", "object"]), 400),
         (http.post("/api/ask", json={"question": "あ" * 2001}), 422),
         (http.post("/api/ask", content=b"x" * 200_000, headers={"content-type": "application/json"}), 413),
+        (http.post("/v1/chat/completions", content=b'{"model": "bpo-assistant", "messages": [{"role": "user", '
+                                                   b'"content": "BPO\\ud800"}]}', headers={"content-type": "application/json"}), 422),
+        (http.post("/api/ask", content=b'{"question": "BPO\\ud800"}', headers={"content-type": "application/json"}), 422),
         (http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}), 404),
         (http.post("/v1/chat/completions", json={"model": "bpo-assistant", "messages": []}), 422),
         (http.post("/v1/chat/completions", json={"model": "bpo-assistant",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 
 import pytest
@@ -58,3 +59,7 @@ def test_mcp_server_answers_searches_and_lists_topics(real_settings):
 
     assert out["bad_topic"].is_error and "known topics" in out["bad_topic"].content[0].text
     assert out["empty"].is_error and "empty" in out["empty"].content[0].text
+
+    with sqlite3.connect(real_settings.data_dir / "owners.sqlite") as con:  # written before the server exited
+        asked = con.execute("select question from question_log where channel = 'mcp'").fetchall()
+    assert ("請負契約とは？",) in asked

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -113,11 +114,11 @@ class LoginBackoff:
         form = parse_qs((body or b"").decode("utf-8", "replace"))
         user = (form.get("username") or [""])[0].strip()
         address = client_address(scope)
-        wait = self.throttle.retry_after(user, address)
+        wait = math.ceil(self.throttle.retry_after(user, address))
         if wait > 0:
-            log.warning("login refused during backoff: user=%r address=%s retry in %.0f s", user, address, wait)
-            return await send_json(send, 429, error_body(f"too many failed logins; try again in {wait:.0f} s",
-                                                         "rate_limit_error"), {"Retry-After": f"{wait:.0f}"})
+            log.warning("login refused during backoff: user=%r address=%s retry in %d s", user, address, wait)
+            return await send_json(send, 429, error_body(f"too many failed logins; try again in {wait} s",
+                                                         "rate_limit_error"), {"Retry-After": str(wait)})
         status: list[int] = []
 
         async def watch(message):

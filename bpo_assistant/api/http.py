@@ -9,6 +9,8 @@ counts toward the address's login backoff. /healthz and /readyz stay open for pr
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -40,8 +42,8 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1)
     history: tuple[HistoryTurn, ...] = Field(default=(), max_length=50)
     topic: str | None = None
-    # The answer follows the question's language, as in the chat; `lang` picks the language of this API's own
-    # messages (a too-long question, an unknown topic).
+    # The answer follows the question's language, as in the chat; `lang` only picks the language of this API's
+    # own message for a too-long question.
     lang: Literal["ja", "en"] | None = None
 
 
@@ -61,9 +63,9 @@ class Api:
             raise HTTPException(401, "this server has a login but no API tokens (BPO_API_TOKENS_FILE)",
                                 headers={"WWW-Authenticate": "Bearer"})
         address = client_address(request.scope)
-        if (wait := self.throttle.retry_after(None, address)) > 0:
-            raise HTTPException(429, f"too many failed attempts; try again in {wait:.0f} s",
-                                headers={"Retry-After": f"{wait:.0f}"})
+        if (wait := math.ceil(self.throttle.retry_after(None, address))) > 0:
+            raise HTTPException(429, f"too many failed attempts; try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         name = self.tokens.name_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if name is None:
@@ -71,13 +73,18 @@ class Api:
             raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
         return name
 
-    def check_question(self, question: str, lang: str | None) -> None:
+    def check_question(self, question: str, lang: str | None, history: Sequence[Mapping] = ()) -> None:
+        for text in (question, *(t["content"] for t in history)):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses as JSON but is no text
+                raise HTTPException(422, "text contains invalid Unicode (a lone surrogate)") from None
         limit = self.settings.max_question_chars
         if len(question) > limit:
             raise HTTPException(422, f"質問は{limit}文字以内にしてください" if lang == "ja"
                                 else f"question longer than {limit} characters")
 
-    async def ask(self, question: str, history: list[dict], topic: str | None, user: str | None, lang=None):
+    async def ask(self, question: str, history: list[dict], topic: str | None, user: str | None):
         def run():
             return self.assistant.ask(question, history, topic, channel="api", user=user)
 
@@ -163,8 +170,9 @@ def create_app(assistant, settings: Settings, demo=None, auth=None, auth_message
         gr.mount_gradio_app(app, demo, path="/", auth=auth, auth_message=auth_message,
                             app_kwargs={"openapi_url": None, "docs_url": None, "redoc_url": None},
                             **mount_kwargs(settings))
+        gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
+        app.state.gradio_stop_event = gradio_app.stop_event  # ends Gradio's streams at shutdown (run_server)
         if auth is not None:
-            gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
             app.add_middleware(SessionGuard, sessions=lambda: gradio_app.tokens)
     app.add_middleware(LoginBackoff, throttle=api.throttle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # added last = outermost

@@ -73,12 +73,14 @@ def cli_mcp(settings: Settings) -> int:
     from ingest.pipeline import ensure_index
 
     from bpo_assistant.assistant import Assistant
+    from bpo_assistant.owners.qlog import attach_question_log
 
     # stdout is the protocol channel: anything the index check or the model load prints goes to stderr.
     try:
         with contextlib.redirect_stdout(sys.stderr):
             ensure_index(settings)
             assistant = Assistant.from_settings(settings)
+            attach_question_log(assistant, settings, channel="mcp")
             server = build_server(assistant, settings)
     except Exception as exc:  # noqa: BLE001 - one line for the MCP client's log, not a traceback
         print(f"mcp: cannot load the index: {type(exc).__name__}: {exc}", file=sys.stderr)

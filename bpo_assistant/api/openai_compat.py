@@ -99,7 +99,7 @@ def router(api) -> APIRouter:
         if body.model != MODEL_ID:
             raise HTTPException(404, f"model {body.model!r} not found; this server serves {MODEL_ID!r}")
         question, history = split_messages(body.messages)
-        api.check_question(question, None)
+        api.check_question(question, None, history)
         answer = await api.ask(question, history, body.topic, user)
         content = with_sources(answer)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL_ID}

@@ -286,7 +286,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
     if not logging.getLogger().handlers:  # login backoffs and API faults must reach the operator's terminal
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .serving import is_loopback
+    from .serving import is_loopback, run_server
 
     auth = None
     if settings.auth_file:
@@ -321,22 +321,22 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
         print(f"cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
-    import uvicorn
     from ingest.pipeline import ensure_index
 
     from bpo_assistant.api.http import create_app
     from bpo_assistant.assistant import Assistant
+    from bpo_assistant.owners.qlog import attach_question_log
 
     ensure_index(settings)
     assistant = Assistant.from_settings(settings)
+    # One log for the chat and the API: the chat's asks carry no channel (labelled "chat"), the API's say "api".
+    attach_question_log(assistant, settings, channel="chat")
     demo = build_app(assistant, settings, concurrency_limit=env_int("BPO_CHAT_CONCURRENCY", CHAT_CONCURRENCY))
     demo.bound_host = host  # the admin tab opens without a login only on a loopback-bound server
     app = create_app(assistant, settings, demo, auth=auth, auth_message=t("ja", "title") if auth else None)
     print(f"BPO assistant on http://{host}:{port} (API: /api/ask, /v1/chat/completions)", file=sys.stderr)
     try:
-        # Open SSE streams (a browser tab's heartbeat) would hold a graceful shutdown for as long as they live.
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                      timeout_graceful_shutdown=3)).run()
+        run_server(app, host, port, getattr(app.state, "gradio_stop_event", None))
     except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises the captured SIGINT
         return 130
     return 0

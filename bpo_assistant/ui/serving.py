@@ -89,6 +89,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def run_server(app, host: str, port: int, stop_event=None) -> None:
+    """uvicorn until Ctrl-C. Gradio's open streams (each tab's heartbeat, queue data) end only when its app's
+    `stop_event` is set; unset, they hold the graceful shutdown until uvicorn cancels them, with a traceback
+    each. So the exit signal sets it first, in the server's loop (call_soon_threadsafe is signal-safe)."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if stop_event is not None:
+                try:
+                    asyncio.get_running_loop().call_soon_threadsafe(stop_event.set)
+                except RuntimeError:  # the loop is not running yet: nothing streams
+                    pass
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=10)).run()
+
+
 def env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))
