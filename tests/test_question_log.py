@@ -144,3 +144,30 @@ def test_daily_kpis_match_a_hand_count(tmp_path):
         ("2026-11-30", 4, 3, 1, 2, 1), ("2026-12-01", 2, 0, 2, 0, 0)]
     assert (days[0].answer_rate, days[0].refusal_rate, days[0].dislike_rate) == (0.75, 0.25, 0.5)
     assert days[1].row()[2:5] == ["0%", "100%", "–"]
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("BPO_TEST_POSTGRES_URL"),
+                    reason="set BPO_TEST_POSTGRES_URL=postgresql+psycopg://… to run on PostgreSQL")
+def test_the_same_tables_work_on_postgresql(tmp_path):
+    import os
+
+    from bpo_assistant.owners.db import OUT_OF_SCOPE, metadata
+    from bpo_assistant.owners.kpi import daily
+    from bpo_assistant.owners.triage import items, set_status
+
+    settings = make_settings(tmp_path / "data", database_url=os.environ["BPO_TEST_POSTGRES_URL"], log_days=30)
+    engine = engine_for(settings)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    qlog = QuestionLog(settings, channel="chat")
+    qlog(event("古い質問", at=time.time() - 31 * 86_400, refused=True))
+    qlog(event("社員食堂のメニューは？", refused=True))
+    qlog(event("請負契約とは？"))
+    qlog.close()
+    assert qlog.purge() == 1
+    (item,) = items(settings)
+    assert (item.question, item.why, item.routed[0][0]) == ("社員食堂のメニューは？", "refused", "contract-types#ukeoi")
+    assert set_status(settings, [item.id], OUT_OF_SCOPE, "sato") == ([item.id], [])
+    assert "already 対象外 by sato" in set_status(settings, [item.id], OUT_OF_SCOPE, "suzuki")[1][0]
+    assert [(d.asked, d.refused) for d in daily(settings)] == [(2, 1)]
+    assert engine.dialect.name == "postgresql"

@@ -94,7 +94,7 @@ def test_triage_cli_lists_a_refused_question_as_json(real_settings, assistant, m
     qlog = QuestionLog(settings, channel="chat")
     assistant.observers.append(qlog)
     try:
-        assistant.ask("社内の駐車場の申し込み方法は？")
+        assistant.ask("今日の東京の天気は？")
     finally:
         assistant.observers.remove(qlog)
         qlog.close()
@@ -102,7 +102,7 @@ def test_triage_cli_lists_a_refused_question_as_json(real_settings, assistant, m
     monkeypatch.setenv("BPO_DATA_DIR", str(settings.data_dir))
     assert main(["triage", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    hit = [i for th in data for i in th["items"] if i["question"] == "社内の駐車場の申し込み方法は？"]
+    hit = [i for th in data for i in th["items"] if i["question"] == "今日の東京の天気は？"]
     assert hit and hit[0]["why"] == "refused" and hit[0]["status"] == OPEN
     assert main(["triage", "--status", "done"]) == 2
     assert queue(settings, assistant)  # the same queue through the API the admin tab uses

@@ -217,6 +217,10 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 kb_status = gr.Markdown(_status(assistant, settings, lang0), elem_id="bpo-kb-status")
                 kb_refresh = gr.Button(t(lang0, "kb_refresh"), size="sm")
 
+            from .admin import admin_tab  # ナレッジ管理: hidden unless the visitor is an admin; logs the chat's questions
+
+            admin_tab(demo, assistant, settings)
+
         # UI-only events: usable by the page, hidden from the API page and from API clients ("/chat" is the API)
         ui = dict(api_visibility="private", show_progress="hidden")
         chatbot.like(service.on_like, [chatbot, records, rows], [rows, pending, fb_panel, fb_reason, fb_comment],
