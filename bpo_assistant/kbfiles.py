@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .limits import FileProblem, Limits, doc_problem, read_text
+from .limits import FileProblem, Limits, doc_problem, read_text, symlink_problem
 from .text import normalize, split_sentences
 from .types import Section, SourceDoc
 
@@ -133,7 +133,12 @@ def load_kb_docs(kb_dir: Path, limits: Limits | None = None
     limits as ingest; of two files with one id, the first by sorted path wins, as in ingest."""
     docs: dict[tuple[str, str], SourceDoc] = {}
     errors: list[KbFormatError] = []
+    root = Path(kb_dir).resolve()
     for path in sorted(p for lang in KB_LANGS for p in Path(kb_dir, lang).glob("*.md")):
+        link = symlink_problem(path, root) if path.is_symlink() else None
+        if link:
+            errors.append(KbFormatError(path, 1, link))
+            continue
         try:
             doc = load_markdown(path, limits=limits)
         except KbFormatError as exc:

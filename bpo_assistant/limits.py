@@ -1,5 +1,5 @@
-"""What one source file may cost, and reading a text file within it: shared by ingest and `kb check`, so the
-two never disagree about a file (a NUL byte, a 30 MB file, a 10,000-heading document).
+"""What one source file may cost, and reading it safely within that: shared by ingest and `kb check`, so the
+two never disagree about a file (a NUL byte, a 30 MB file, a 10,000-heading document, a symlink out of kb/).
 
 Each limit bounds memory or time per file and has a BPO_* setting; a rejection names the limit it hit and
 that setting, so the owner knows whether to split the file or raise the limit.
@@ -7,6 +7,9 @@ that setting, so the owner knows whether to split the file or raise the limit.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,10 @@ def over(value: int, what: str, limit: int, setting: str) -> str:
 
 def read_bytes(path: Path, limits: Limits) -> bytes:
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # reading a FIFO would block forever
+            raise FileProblem(path, "not a regular file (a pipe, socket or device)")
+        size = st.st_size
         # Checked before reading so a stray multi-gigabyte file never lands in memory.
         if size > limits.file_bytes:
             raise FileProblem(path, "file is " + over(size, "bytes", limits.file_bytes, "BPO_MAX_FILE_BYTES"))
@@ -73,4 +79,22 @@ def doc_problem(sections, limits: Limits) -> str | None:
     chars = sum(len(s.title) + len(s.text) for s in sections)
     if chars > limits.doc_chars:
         return over(chars, "characters of text", limits.doc_chars, "BPO_MAX_DOC_CHARS") + "; split the document"
+    return None
+
+
+def symlink_problem(path: Path, root_real: Path, kind: str = "file") -> str | None:
+    """Why a symlink under root is not read, or None for a file link that stays inside root. Folder links are
+    never followed (a loop, or a second copy of the kb)."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:
+        return "symlink loop; skipped"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop; skipped"
+        return f"broken symlink (target {os.readlink(path)!r} does not exist); skipped"
+    if not target.is_relative_to(root_real):
+        return f"symlink to {target}, outside {root_real.name}/: not followed"
+    if kind == "folder":
+        return f"symlinked folder (to {target}): not followed; its files are read where they are"
     return None

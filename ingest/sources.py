@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from pathlib import Path
 
+from bpo_assistant.limits import symlink_problem
 from bpo_assistant.settings import Settings
 
 from .loaders import KB_LANGS, SUPPORTED
@@ -67,36 +67,22 @@ def walk(root: Path, failed: list[tuple[str, str]], skip_dirs: tuple[str, ...] =
                 dirs.remove(d)
             elif (here / d).is_symlink():
                 dirs.remove(d)
-                failed.append((str(here / d), _symlink_reason(here / d, root_real, "folder")))
+                failed.append((str(here / d), symlink_problem(here / d, root_real, "folder")))
         dirs.sort()
         for name in sorted(files):
             path = here / name
             if name.startswith("."):
                 continue
             if path.is_symlink():
-                reason = _symlink_reason(path, root_real, "file")
+                reason = symlink_problem(path, root_real, "file")
                 if reason:
                     failed.append((str(path), reason))
                     continue
+            if not path.is_file():  # reading a FIFO would block the ingest (and the ingest lock) forever
+                failed.append((str(path), "not a regular file (a pipe, socket or device); skipped"))
+                continue
             out.append(path)
     return out
-
-
-def _symlink_reason(path: Path, root_real: Path, kind: str) -> str | None:
-    """Why a symlink is not read, or None for a file link that stays inside root."""
-    try:
-        target = path.resolve(strict=True)
-    except RuntimeError:
-        return "symlink loop; skipped"
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "symlink loop; skipped"
-        return f"broken symlink (target {os.readlink(path)!r} does not exist); skipped"
-    if not target.is_relative_to(root_real):
-        return f"symlink to {target}, outside {root_real.name}/: not followed"
-    if kind == "folder":
-        return f"symlinked folder (to {target}): not followed; its files are read where they are"
-    return None
 
 
 def file_hash(path: Path, settings: Settings) -> str | None:

@@ -258,7 +258,7 @@ def test_two_curated_answers_with_one_id_first_by_path_wins(settings, capsys):
 # ---------------------------------------------------------------- item 2: symlinks, unreadable paths
 
 
-def test_symlinks_are_never_followed_out_of_the_kb_and_loops_are_named(settings, tmp_path, capsys):
+def test_symlinks_are_never_followed_out_of_the_kb_and_loops_and_pipes_are_named(settings, tmp_path, capsys):
     kb = settings.kb_dir
     secret = tmp_path / "secret.md"
     secret.write_text("社外秘の文書です。\n", encoding="utf-8")
@@ -266,6 +266,7 @@ def test_symlinks_are_never_followed_out_of_the_kb_and_loops_are_named(settings,
     (kb / "ja" / "loop.md").symlink_to(kb / "ja" / "loop.md")
     (kb / "ja" / "up").symlink_to(kb, target_is_directory=True)  # a folder loop
     (kb / "ja" / "gone.md").symlink_to(kb / "ja" / "nothing-here.md")
+    os.mkfifo(kb / "ja" / "pipe.md")  # reading it would block forever
     code, out = _ingest(settings, capsys)
     assert code == 1
     assert "社外秘" not in _all_text(settings)
@@ -273,6 +274,7 @@ def test_symlinks_are_never_followed_out_of_the_kb_and_loops_are_named(settings,
     assert f"{kb / 'ja' / 'loop.md'}: symlink loop; skipped" in out
     assert f"{kb / 'ja' / 'up'}: symlinked folder" in out
     assert f"{kb / 'ja' / 'gone.md'}: broken symlink" in out
+    assert f"{kb / 'ja' / 'pipe.md'}: not a regular file" in out
     assert set(_indexed_text(settings)) == set(DOCS)  # everything else ingested
 
 
@@ -424,11 +426,36 @@ def test_kb_check_and_ingest_reject_the_same_files_for_the_same_reason(settings,
     nul.write_bytes((kb / "ja" / "keiyaku.md").read_bytes().replace(b"keiyaku", b"nul") + b"\x00")
     big = kb / "ja" / "big.md"
     big.write_bytes((kb / "ja" / "keiyaku.md").read_bytes().replace(b"keiyaku", b"big") + b"x" * 30_000_000)
+    pipe = kb / "ja" / "pipe.md"
+    os.mkfifo(pipe)  # `kb check` reading it would hang
+    secret = kb.parent / "secret.md"
+    secret.write_bytes((kb / "ja" / "keiyaku.md").read_bytes().replace(b"keiyaku", b"leak"))
+    leak = kb / "ja" / "leak.md"
+    leak.symlink_to(secret)
     code, out = _ingest(settings, capsys)
     problems = check_kb(kb)
     for path, reason in ((nul, "binary content (NUL bytes): not a UTF-8 text file"),
-                         (big, "file is 30,000,")):
+                         (big, "file is 30,000,"),
+                         (pipe, "not a regular file (a pipe, socket or device)"),
+                         (leak, f"symlink to {secret}, outside kb/: not followed")):
         assert f"{path}: {reason}" in out
         assert any(p.startswith(f"{path}:1: {reason}") for p in problems), problems
     assert "over the limit of 5,000,000 (BPO_MAX_FILE_BYTES)" in out
     assert code == 1
+
+
+def test_atomic_write_keeps_the_owners_permissions_and_leaves_no_temp_file(tmp_path):
+    from bpo_assistant import atomic
+
+    owned = tmp_path / "curated" / "what-is-bpo-ja.yaml"
+    owned.parent.mkdir()
+    owned.write_text("id: old\n", encoding="utf-8")
+    owned.chmod(0o640)
+    atomic.write_text(owned, "id: 新しい\n")
+    assert owned.read_text(encoding="utf-8") == "id: 新しい\n"
+    assert owned.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in owned.parent.iterdir()) == ["what-is-bpo-ja.yaml"]
+    with pytest.raises(TypeError):
+        atomic.write_bytes(owned, "not bytes")  # fails inside the write: the old file stays, the temp goes
+    assert owned.read_text(encoding="utf-8") == "id: 新しい\n"
+    assert sorted(p.name for p in owned.parent.iterdir()) == ["what-is-bpo-ja.yaml"]
