@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     c = kb.add_parser("check", help="validate kb/: front matter, twins, curated sources, stale curated answers")
     c.add_argument("--fix-hashes", action="store_true", help="re-stamp curated source_hash after a human review")
     kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
+    a = kb.add_parser("add-question", help="add an expected question to a section's bank (one line; kb check runs)")
+    a.add_argument("section", metavar="DOC#SECTION")
+    a.add_argument("question")
+    a.add_argument("--lang", default=None, help="ja or en (default: the question's language)")
 
     s = sub.add_parser("eval", help="run Q&A regression suites")
     s.add_argument("--suite", action="append", required=True, help="suite JSONL (repeatable)")
@@ -91,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.kb_command == "check":
             return cli_check(settings, fix_hashes=args.fix_hashes)
+        if args.kb_command == "add-question":
+            from .owners.fixes import cli_add_question
+
+            return cli_add_question(settings, args.section, args.question, args.lang)
         return cli_coverage(settings)
     if cmd == "eval":
         from evals.runner import cli_eval

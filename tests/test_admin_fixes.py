@@ -215,3 +215,16 @@ def test_a_suite_outside_evals_is_refused_and_nothing_is_written(tmp_path, suite
     out = svc.add_case("q1", None, suite, True, {"q1": [[1, "社員食堂のメニューは？", "ja"]]}, _Request())
     assert out.startswith("✗") and "evals/" in out
     assert not (REPO_ROOT / "outside.jsonl").exists() and not (REPO_ROOT / "evals/suites/dev.yaml").exists()
+
+
+def test_kb_add_question_cli_prints_the_diff_or_the_reason(kb_copy, tmp_path, monkeypatch, capsys):
+    from bpo_assistant.cli import main
+
+    monkeypatch.setenv("BPO_KB_DIR", str(kb_copy))
+    monkeypatch.setenv("BPO_DATA_DIR", str(tmp_path / "data"))
+    assert main(["kb", "add-question", "bpo-overview#definition", "BPOってどういう意味の言葉？"]) == 0
+    assert "+    - BPOってどういう意味の言葉？" in capsys.readouterr().out
+    assert main(["kb", "add-question", "bpo-benefits#" + _first_section(kb_copy, "bpo-benefits"),
+                 "BPOってどういう意味の言葉？"]) == 1
+    assert "already listed under bpo-overview#definition" in capsys.readouterr().err
+    assert main(["kb", "add-question", "bpo-overview", "x"]) == 2

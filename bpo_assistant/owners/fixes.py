@@ -170,3 +170,22 @@ def reingest(settings: Settings):
     from ingest.pipeline import run_ingest
 
     return run_ingest(settings, progress=False)
+
+
+def cli_add_question(settings: Settings, label: str, question: str, lang: str | None = None) -> int:
+    """`bpo-assistant kb add-question DOC#SECTION "…" [--lang ja]`: the diff on stdout; exit 1 with the reason when
+    refused (files untouched). The next `ask`/`chat`/`ingest` re-trains the router."""
+    import sys
+
+    from ..text import detect_lang
+
+    if "#" not in label:
+        print(f"error: {label!r} is not DOC#SECTION (e.g. bpo-overview#definition)", file=sys.stderr)
+        return 2
+    try:
+        fix = add_expected_question(settings, lang or detect_lang(question), label, question)
+    except FixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(fix.diff)
+    return 0
