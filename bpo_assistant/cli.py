@@ -7,6 +7,7 @@ lazily so `bpo-assistant --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .settings import Settings, set_offline_env
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("triage", help="refused, 👎 and low-confidence questions from the question log, as themes")
     s.add_argument("--status", action="append", help="未対応 対応中 対応済み 対象外 (repeatable; default: 未対応, 対応中)")
     s.add_argument("--json", action="store_true", help="print one JSON list of themes")
+    tr = s.add_subparsers(dest="triage_command")
+    r = tr.add_parser("resolve", help="fix and close questions by their #id")
+    r.add_argument("ids", nargs="+", type=int, metavar="ID")
+    r.add_argument("--as", dest="how", required=True, metavar="question:DOC#SECTION|case:SUITE|out-of-scope")
+    r.add_argument("--doc", help="with case:SUITE, the document the answer must cite (default: a refuse case)")
+    r.add_argument("--by", default=os.environ.get("USER") or "cli", help="who resolves it (default: $USER)")
     return p
 
 
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "triage":
         from .owners.triage import cli_triage
 
+        if args.triage_command == "resolve":
+            from .owners.triage import cli_resolve
+
+            return cli_resolve(settings, args.ids, args.how, args.by, args.doc)
         return cli_triage(settings, as_json=args.json, status=args.status)
     return 2
 

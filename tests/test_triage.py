@@ -106,3 +106,22 @@ def test_triage_cli_lists_a_refused_question_as_json(real_settings, assistant, m
     assert hit and hit[0]["why"] == "refused" and hit[0]["status"] == OPEN
     assert main(["triage", "--status", "done"]) == 2
     assert queue(settings, assistant)  # the same queue through the API the admin tab uses
+
+
+def test_triage_resolve_cli_fixes_and_closes_by_id(kb_copy, tmp_path, monkeypatch, capsys):
+    settings = make_settings(tmp_path / "data", kb_copy)
+    log_events(settings, [("BPOの語源を教えて", "refusal", True, 0.1, 60), ("社員食堂のメニューは？", "refusal", True, 0.1, 30)])
+    monkeypatch.setenv("BPO_KB_DIR", str(kb_copy))
+    monkeypatch.setenv("BPO_DATA_DIR", str(tmp_path / "data"))
+    ids = {i.question: i.id for i in items(settings)}
+    assert main(["triage", "resolve", str(ids["BPOの語源を教えて"]), "--as", "question:bpo-overview#definition",
+                 "--by", "sato"]) == 0
+    assert "+    - BPOの語源を教えて" in capsys.readouterr().out
+    suite = tmp_path / "triage.jsonl"
+    assert main(["triage", "resolve", str(ids["社員食堂のメニューは？"]), "--as", f"case:{suite}", "--by", "sato"]) == 0
+    assert json.loads(suite.read_text(encoding="utf-8"))["expect"] == {"refuse": True}
+    assert {(i.question, i.status, i.changed_by) for i in items(settings, statuses=None)} == {
+        ("BPOの語源を教えて", RESOLVED, "sato"), ("社員食堂のメニューは？", "対応中", "sato")}
+    assert main(["triage", "resolve", "999", "--as", "out-of-scope"]) == 2
+    assert "no question #999" in capsys.readouterr().err
+    assert main(["triage", "resolve", str(ids["BPOの語源を教えて"]), "--as", "alias:PC"]) == 2

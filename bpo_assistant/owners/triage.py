@@ -228,3 +228,41 @@ def cli_triage(settings: Settings, as_json: bool = False, status: list[str] | No
     else:
         print(render_text(found))
     return 0
+
+
+def cli_resolve(settings: Settings, ids: list[int], how: str, by: str, doc: str | None = None) -> int:
+    """`bpo-assistant triage resolve ID… --as question:DOC#SECTION|case:SUITE|out-of-scope [--doc DOC] [--by NAME]`:
+    the fix's diff on stdout, then the status (対応済み, 対応中 for a suite case, 対象外)."""
+    from . import fixes
+    from .db import engine_for as _engine
+
+    kind, _, arg = how.partition(":")
+    if kind not in ("question", "case", "out-of-scope") or (kind != "out-of-scope" and not arg):
+        print(f"error: --as {how!r}: use question:DOC#SECTION, case:SUITE.jsonl or out-of-scope", file=sys.stderr)
+        return 2
+    with _engine(settings).connect() as conn:
+        found = {r.id: r for r in conn.execute(select(questions.c.id, questions.c.question, questions.c.lang,
+                                                      questions.c.refused).where(questions.c.id.in_(ids)))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        print(f"error: no question #{', #'.join(map(str, missing))} in the log", file=sys.stderr)
+        return 2
+    status = OUT_OF_SCOPE
+    try:
+        for i in dict.fromkeys(ids):
+            r = found[i]
+            if kind == "question":
+                sys.stdout.write(fixes.add_expected_question(settings, r.lang, arg, r.question).diff)
+                status = RESOLVED
+            elif kind == "case":  # without --doc the case says "refuse"; with it, "answer from DOC"
+                case = fixes.suite_case(r.question, r.lang, f"triage-{i}", not doc, [doc] if doc else (),
+                                        {"question_id": i, "by": by})
+                sys.stdout.write(fixes.add_case(arg, case).diff)
+                status = IN_PROGRESS
+    except fixes.FixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _, skipped = set_status(settings, ids, status, by, how)
+    for s in skipped:
+        print(s, file=sys.stderr)
+    return 0
