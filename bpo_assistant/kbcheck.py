@@ -14,12 +14,14 @@ from . import atomic
 from .bank import load_bank
 from .curated import CuratedError, combine, current_hashes, duplicates, load_raw, marker_problem
 from .kbfiles import load_kb_docs
+from .limits import Limits
 from .settings import Settings
 
 
-def check_kb(kb_dir: Path) -> list[str]:
-    docs, errors = load_kb_docs(kb_dir)
-    problems = [str(e) for e in errors]
+def check_kb(kb_dir: Path, settings: Settings | None = None) -> list[str]:
+    settings = settings or Settings(kb_dir=kb_dir)
+    docs, errors = load_kb_docs(kb_dir, Limits.of(settings))
+    problems = [str(e) for e in errors] + check_other_files(Path(kb_dir), settings)
     ids_by_lang: dict[str, dict[str, str]] = {}
     for (lang, doc_id), doc in docs.items():
         ids_by_lang.setdefault(lang, {})[doc_id] = doc.path
@@ -39,6 +41,25 @@ def check_kb(kb_dir: Path) -> list[str]:
     problems += check_glossary(kb_dir / "glossary.yaml", docs)
     problems += check_curated(kb_dir, docs)[0]
     problems += check_bank(kb_dir, docs)
+    return problems
+
+
+def check_other_files(kb_dir: Path, settings: Settings) -> list[str]:
+    """Every file ingest would skip beyond kb/<lang>/*.md (which load_kb_docs checks in full): found by ingest's
+    own walk and read by its own loader, so `kb check` names exactly what `ingest` will skip, with its reason."""
+    from ingest.loaders import LoadError, is_kb_file, load_file
+    from ingest.sources import discover
+
+    settings = settings.model_copy(update={"kb_dir": kb_dir})
+    sources, failed = discover(settings, None, {})
+    problems = [f"{path}:1: {reason}" for path, reason in failed if not is_kb_file(Path(path), kb_dir)]
+    for _, path in sources:
+        if is_kb_file(path, kb_dir):
+            continue
+        try:
+            load_file(path, settings)
+        except LoadError as exc:
+            problems.append(f"{path}:1: {exc.reason}")
     return problems
 
 
@@ -193,7 +214,7 @@ def cli_check(settings: Settings, fix_hashes: bool = False) -> int:
         docs, _ = load_kb_docs(kb_dir)
         _, fixed = check_curated(kb_dir, docs, fix_hashes=True)
         print(f"re-stamped source hashes of {fixed} curated answers")
-    problems = check_kb(kb_dir)
+    problems = check_kb(kb_dir, settings)
     for p in problems:
         print(p)
     notes = routing_notes(settings)

@@ -30,8 +30,9 @@ class LoadError(Exception):
 
 def is_kb_file(path: Path, kb_dir: Path) -> bool:
     """kb/<lang>/<id>.md: the only files held to the full front-matter contract of docs/kb-format.md."""
-    p = Path(path).resolve()
-    return p.suffix == ".md" and p.parent.name in KB_LANGS and p.parent.parent == Path(kb_dir).resolve()
+    # Where the file sits, not where a symlink points (resolving the file itself raises on a symlink loop).
+    parent = Path(path).absolute().parent.resolve()
+    return Path(path).suffix == ".md" and parent.name in KB_LANGS and parent.parent == Path(kb_dir).resolve()
 
 
 def doc_id_for(path: Path) -> str:

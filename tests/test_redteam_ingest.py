@@ -275,6 +275,11 @@ def test_symlinks_are_never_followed_out_of_the_kb_and_loops_and_pipes_are_named
     assert f"{kb / 'ja' / 'up'}: symlinked folder" in out
     assert f"{kb / 'ja' / 'gone.md'}: broken symlink" in out
     assert f"{kb / 'ja' / 'pipe.md'}: not a regular file" in out
+    from bpo_assistant.kbcheck import check_kb
+
+    problems = check_kb(kb)
+    for name in ("leak.md", "loop.md", "up", "gone.md", "pipe.md"):
+        assert any(p.startswith(f"{kb / 'ja' / name}:1: ") for p in problems), (name, problems)
     assert set(_indexed_text(settings)) == set(DOCS)  # everything else ingested
 
 
@@ -334,6 +339,7 @@ def _docx(path: Path, paragraphs: list[tuple[str, str]]) -> Path:
 
 
 def test_pdf_docx_html_txt_anywhere_in_kb_are_ingested_and_other_types_named(settings, capsys):
+    from bpo_assistant.kbcheck import check_kb
     from test_loaders import make_pdf
 
     kb = settings.kb_dir
@@ -355,6 +361,10 @@ def test_pdf_docx_html_txt_anywhere_in_kb_are_ingested_and_other_types_named(set
     skipped = out.split("Skipped", 1)[1]
     assert f"{kb / 'manuals' / 'sheet.xlsx'}: unsupported file type '.xlsx'" in skipped
     assert "yaml" not in skipped
+    # `kb check` names what ingest skips, for the same reason, and nothing else about these files
+    problems = [p for p in check_kb(kb) if "manuals" in p or "note.txt" in p]
+    assert problems == [f"{kb / 'manuals' / 'sheet.xlsx'}:1: unsupported file type '.xlsx'; supported: "
+                        ".md .markdown .txt .html .htm .pdf .docx"]
 
 
 def _zip_bomb(path: Path, unzipped: int) -> Path:
