@@ -26,6 +26,12 @@ from .types import Answer, AnswerEvent, SourceDoc
 
 log = logging.getLogger(__name__)
 
+def _store_lost(exc: Exception) -> bool:
+    """chromadb raises NotFoundError (1.x) or a ValueError/InvalidCollection naming the collection (older)."""
+    name = type(exc).__name__
+    return name in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(exc)
+
+
 class Assistant:
     STAGES = (compare.answer, curated.answer)  # then grounded.answer, which always returns
 
@@ -49,15 +55,21 @@ class Assistant:
         embedder = embedder or make_embedder(settings.embedder)
         return cls(settings, embedder, load_index(settings, embedder))
 
-    def knowledge(self) -> Knowledge:
-        """The current snapshot; follows a re-ingest (ingest swaps CURRENT and drops the old collection). One
-        small file read per call; the rebuild happens once, and the new snapshot is swapped in one assignment."""
+    def knowledge(self, force: bool = False) -> Knowledge:
+        """The current snapshot; follows a re-ingest (ingest swaps CURRENT and keeps the replaced generation's
+        collection until the next ingest). One small file read per call. The thread that notices a new generation
+        builds its snapshot outside any lock others wait on: questions arriving meanwhile keep answering from the
+        old one, which stays valid, and the new one is swapped in one assignment."""
         kb = self.kb
-        if current_generation(self.settings) in (None, kb.generation):
+        if not force and current_generation(self.settings) in (None, kb.generation):
             return kb
-        with self._lock:
-            if current_generation(self.settings) != self.kb.generation:
+        if not self._lock.acquire(blocking=False):
+            return kb  # another thread is loading the new generation
+        try:
+            if force or current_generation(self.settings) != self.kb.generation:
                 self.kb = load_knowledge(self.settings, self.embedder, load_index(self.settings, self.embedder))
+        finally:
+            self._lock.release()
         return self.kb
 
     def refresh(self) -> bool:
@@ -72,8 +84,16 @@ class Assistant:
         `channel`/`user` only label the event observers receive."""
         start = time.perf_counter()
         kb = self.knowledge()
-        turn = prepare(question, history, kb.check_topic(topic), kb, self.embedder, self.settings)
-        answer = self._answer(turn, kb)
+        try:
+            turn = prepare(question, history, kb.check_topic(topic), kb, self.embedder, self.settings)
+            answer = self._answer(turn, kb)
+        except Exception as exc:  # noqa: BLE001 - only a vanished collection is retried; anything else re-raises
+            if not _store_lost(exc):
+                raise
+            # Two ingests finished while this snapshot was in use: its collection is gone. Reload once and retry.
+            kb = self.knowledge(force=True)
+            turn = prepare(question, history, kb.check_topic(topic), kb, self.embedder, self.settings)
+            answer = self._answer(turn, kb)
         if self.observers:
             event = AnswerEvent(question, answer.lang, turn.topic, answer, turn.routed[:3],
                                 (time.perf_counter() - start) * 1000, kb.generation or "", channel, user, time.time())

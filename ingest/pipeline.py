@@ -99,8 +99,9 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
         if (reuse and not fresh and not report.removed and prev.meta.get("chroma") == store.chroma_target(settings)
                 and prev.meta.get("router_hash") == router_hash):
             # A killed run leaves a generation dir behind; only then pay for opening Chroma to clean up.
-            if any(d.name != prev.gen for d in prev.dir.parent.iterdir()):
-                store.cleanup(settings, keep=prev.gen)
+            previous = store.previous_generation(settings)
+            if any(d.name not in (prev.gen, previous) for d in prev.dir.parent.iterdir()):
+                store.cleanup(settings, keep=prev.gen, previous=previous)
             return _finish(report, prev.meta, prev.gen, started, written=False)
         if not entries:
             where = ", ".join(map(str, paths)) if paths else f"{settings.kb_dir}/ja, {settings.kb_dir}/en"
@@ -253,8 +254,9 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
 
     store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
                            vectors[len(chunks):], derived)
-    store.swap_current(settings, gen)
-    store.cleanup(settings, keep=gen)
+    previous = prev.gen if prev else None
+    store.swap_current(settings, gen, previous)
+    store.cleanup(settings, keep=gen, previous=previous)
     return meta
 
 

@@ -169,17 +169,29 @@ def fill_collection(settings: Settings, gen: str, meta: dict, chunks: list[Chunk
         )
 
 
-def swap_current(settings: Settings, gen: str) -> None:
-    """The one step that changes what queries see: atomic rename of a fully written, fsynced pointer file."""
+def swap_current(settings: Settings, gen: str, previous: str | None = None) -> None:
+    """The one step that changes what queries see: atomic rename of a fully written, fsynced pointer file.
+    `previous` (the generation it replaces) is recorded so cleanup keeps it until the next ingest."""
     pointer = settings.data_path("CURRENT")
     tmp = pointer.with_name(f"CURRENT.tmp-{os.getpid()}")
-    _write_text(tmp, json.dumps({"generation": gen}))
+    _write_text(tmp, json.dumps({"generation": gen, "previous": previous} if previous else {"generation": gen}))
     os.replace(tmp, pointer)
     _fsync_path(pointer.parent)
 
 
-def cleanup(settings: Settings, keep: str | None) -> list[str]:
-    """Delete every generation and collection but `keep`: superseded ones and orphans of killed runs.
+def previous_generation(settings: Settings) -> str | None:
+    try:
+        return json.loads(settings.data_path("CURRENT").read_text(encoding="utf-8")).get("previous")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def cleanup(settings: Settings, keep: str | None, previous: str | None = None) -> list[str]:
+    """Delete every generation and collection but `keep` and `previous`: older ones and orphans of killed runs.
+
+    The previous generation survives one ingest because a serving process may be answering from it right now
+    (its Knowledge holds that collection until its next question sees CURRENT); dropping it under that question
+    was the NotFoundError people saw while an owner re-ingested.
 
     Only collections that carry our prefix *and* our data dir in their metadata are touched, so a Chroma
     server shared with other installations keeps their collections.
@@ -188,16 +200,16 @@ def cleanup(settings: Settings, keep: str | None) -> list[str]:
     root = settings.data_path("generations")
     if root.is_dir():
         for d in root.iterdir():
-            if d.name != keep:
+            if d.name not in (keep, previous):
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d.name)
     for tmp in Path(settings.data_dir).glob("CURRENT.tmp-*"):
         tmp.unlink(missing_ok=True)
     client = chroma_client(settings)
     mine = str(Path(settings.data_dir).resolve())
-    keep_name = collection_name(settings, keep) if keep else None
+    kept = {collection_name(settings, g) for g in (keep, previous) if g}
     for col in client.list_collections():
-        if (col.name.startswith(f"{settings.collection_prefix}_") and col.name != keep_name
+        if (col.name.startswith(f"{settings.collection_prefix}_") and col.name not in kept
                 and (col.metadata or {}).get("data_dir") == mine):
             with contextlib.suppress(Exception):  # already gone (a concurrent cleanup) is fine
                 client.delete_collection(col.name)

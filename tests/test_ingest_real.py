@@ -147,14 +147,25 @@ def test_ingest_and_load_index_against_a_chroma_server(chroma_server, tmp_path):
     idx = load_index(settings, FakeEmbeddings(32))
     assert idx.meta["chroma"] == chroma_server
     assert len(idx.vectorstore.similarity_search("委託", k=50)) == first.chunks
-    # an edit makes a new generation on the server and the old collection goes away
+    # an edit makes a new generation on the server; the replaced collection stays for one ingest (a replica may be
+    # answering from it), the one before it goes away
     write_doc(settings.kb_dir, "ja", "shared-services", {"what": "シェアードサービスの説明を書き直しました。"},
               title="shared-services")
     second = run_ingest(settings, progress=False)
     assert second.changed == 1 and second.embedded > 0
     prefix = settings.collection_prefix + "_"
     names = [c.name for c in chroma_client(settings).list_collections() if c.name.startswith(prefix)]
-    assert names == [collection_name(settings, second.generation)]
+    assert sorted(names) == sorted([collection_name(settings, second.generation),
+                                    collection_name(settings, first.generation)])
+    write_doc(settings.kb_dir, "ja", "shared-services", {"what": "シェアードサービスの説明をもう一度書き直しました。"},
+              title="shared-services")
+    third = run_ingest(settings, progress=False)
+    names = [c.name for c in chroma_client(settings).list_collections() if c.name.startswith(prefix)]
+    assert sorted(names) == sorted([collection_name(settings, third.generation),
+                                    collection_name(settings, second.generation)])
+    write_doc(settings.kb_dir, "ja", "shared-services", {"what": "シェアードサービスの説明を書き直しました。"},
+              title="shared-services")
+    second = run_ingest(settings, progress=False)
     idx = load_index(settings, FakeEmbeddings(32))
     assert idx.generation == second.generation
     docs = idx.vectorstore.get(where={"doc_id": "shared-services"})["documents"]
