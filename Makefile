@@ -10,19 +10,33 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: chat test test-fast test-slow ingest eval bench clean
+.PHONY: chat test test-fast test-slow ingest eval bench clean lock
 
-# torch first, pinned to the CPU wheel on this machine's disk: any other torch pulls gigabytes.
-$(VENV)/.installed: pyproject.toml
+# Installs come from the lock files (requirements.lock: the default install; requirements-dev.lock: + [dev], which
+# pulls [st,llm,eval]), every package pinned with its hash, then the project itself with --no-deps.
+# torch is left out of the locks: it is installed first, pinned to the CPU wheel on this machine's disk
+# (pip's find-links /opt/wheels, see `pip config list`); any other torch pulls gigabytes.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps --require-hashes -r requirements.lock
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(PIP) install -q --no-deps torch==2.13.0
+	$(PIP) install -q --no-deps --require-hashes -r requirements-dev.lock
+	$(PIP) check
 	touch $@
+
+# Refresh both locks from pyproject.toml (newest versions within its pins; add --upgrade-package NAME to move one).
+LOCK_PY := 3.11.7
+LOCK_FLAGS := --python-version $(LOCK_PY) --find-links /opt/wheels --no-emit-package torch --generate-hashes \
+	--custom-compile-command "make lock"
+lock:
+	test -x $(VENV)/bin/uv || $(PIP) install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
 
 chat: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest --quiet || test $$? -eq 1
@@ -40,7 +54,7 @@ test-slow: $(VENV)/.installed-dev
 ingest: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest
 
-eval: $(VENV)/.installed
+eval: $(VENV)/.installed-dev
 	$(VENV)/bin/bpo-assistant eval --suite evals/suites/dev.jsonl --report out --baseline evals/baseline.json
 
 bench: $(VENV)/.installed-dev

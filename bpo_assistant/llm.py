@@ -33,7 +33,9 @@ def make_llm(settings):
     spec = settings.llm
     if not spec.startswith("openai:") or not settings.llm_base_url:
         raise ValueError(f"BPO_LLM={spec!r}: use 'openai:<model>' together with BPO_LLM_BASE_URL=http://host:port/v1")
-    from langchain_openai import ChatOpenAI
+    from .extras import require
+
+    ChatOpenAI = require("langchain_openai", "llm", f"BPO_LLM={spec}").ChatOpenAI
 
     return ChatOpenAI(model=spec.split(":", 1)[1], base_url=settings.llm_base_url, api_key=settings.llm_api_key,
                       timeout=settings.llm_timeout_s, max_retries=0, temperature=0)

@@ -107,3 +107,38 @@ class Settings(BaseSettings):
 
     def data_path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)
+
+
+class SettingsError(ValueError):
+    """A BPO_* value that does not parse: one line naming the variable and what it allows."""
+
+
+_ALLOWED = {int: "an integer", float: "a number", bool: "true or false (1/0, yes/no)", str: "text",
+            Path: "a path"}
+
+
+def _allowed(name: str) -> str:
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return "a valid value"
+    ann = field.annotation
+    args = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]
+    base = args[0] if len(args) == 1 else ann
+    text = _ALLOWED.get(base, str(base))
+    return f"{text} or empty" if len(args) == 1 and args != [ann] else text
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings() with a one-line SettingsError instead of pydantic's multi-line ValidationError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err.get("loc") else "?"
+            var = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+            value = os.environ.get(var, err.get("input"))
+            parts.append(f"{var}={value!r} is not valid: expected {_allowed(name)}")
+        raise SettingsError("; ".join(parts)) from None

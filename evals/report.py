@@ -21,8 +21,9 @@ CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-col
 
 
 def _setup_matplotlib() -> tuple[object, bool]:
-    import matplotlib
+    from bpo_assistant.extras import require
 
+    matplotlib = require("matplotlib", "eval", "the eval report's charts")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
