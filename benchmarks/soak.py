@@ -1,0 +1,187 @@
+"""Soak test of the chat's memory: many short sessions, then the server's RSS once they have left.
+
+    .venv/bin/python benchmarks/soak.py                                   # 5,000 questions from 500 sessions
+    .venv/bin/python benchmarks/soak.py --questions 500 --sessions 50     # a quick run
+    .venv/bin/python benchmarks/soak.py --data-dir /tmp/idx --idle 60 --concurrency 8
+
+It starts the real chat server (`python -m bpo_assistant.cli chat`) on a free 127.0.0.1 port, with the server's
+idle-session limit set to --idle seconds (BPO_CHAT_SESSION_IDLE_S), warms it up, and prints its RSS at start.
+Then --sessions gradio_client sessions (--concurrency at a time, no pause between questions) each ask
+questions/sessions questions, keeping their chat history on the server; RSS is printed after them. The clients
+close and the benchmark waits until the server has had time to drop idle sessions (--idle plus one sweep), then
+prints the RSS after they left, the growth over the start, and PASS when it is at most --target-mb.
+
+--chat-only soaks the Gradio app alone (build_app() launched by Gradio, no HTTP API, no question log), to tell
+the chat's own growth from that of what `chat` serves beside it; --server-cmd soaks any other launch (it gets
+the port as its last argument).
+
+Every step is bounded (per-question timeout, overall deadline); the server is stopped on exit. Exit code 0 on
+PASS with no errors, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from bpo_assistant.settings import OFFLINE_ENV, Settings  # noqa: E402
+
+for _k, _v in OFFLINE_ENV.items():  # gradio_client reads GRADIO_ANALYTICS_ENABLED too
+    os.environ.setdefault(_k, _v)
+
+from load import QUESTIONS, free_port, wait_up  # noqa: E402 - the load benchmark's server handling and questions
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def serve_chat_only(port: int) -> int:
+    """The Gradio app as build_app() makes it, launched by Gradio itself over the data dir's index."""
+    from bpo_assistant.assistant import Assistant
+    from bpo_assistant.ui.app import build_app, launch_kwargs
+
+    settings = Settings()
+    demo = build_app(Assistant.from_settings(settings), settings)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=False, **launch_kwargs(settings))
+    return 0
+
+
+def sweep_wait(idle: float) -> float:
+    """Long enough for the server to drop a session that just went idle: it sweeps every idle/4 (1-60 s)."""
+    return idle + min(60.0, max(1.0, idle / 4)) + 5
+
+
+def run_session(url: str, n: int, offset: int, timeout: float, stop: threading.Event) -> tuple[int, list[str]]:
+    """One session (its own gradio_client Client, so the server keeps its history): n questions, then it leaves."""
+    from gradio_client import Client
+
+    answered, errors = 0, []
+    try:
+        client = Client(url, verbose=False, ssl_verify=False, analytics_enabled=False)
+    except Exception as exc:  # noqa: BLE001
+        return 0, [f"connect: {type(exc).__name__}: {exc}"]
+    try:
+        for i in range(n):
+            if stop.is_set():
+                errors.append("deadline")
+                break
+            question = QUESTIONS[(offset + i) % len(QUESTIONS)]
+            try:
+                result = client.submit(question, api_name="/chat").result(timeout=timeout)
+                if not str(result).strip():
+                    raise ValueError("empty answer")
+                answered += 1
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"{question}: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
+    return answered, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=int, default=5000, help="questions in all")
+    ap.add_argument("--sessions", type=int, default=500, help="sessions asking them (each asks questions/sessions)")
+    ap.add_argument("--concurrency", type=int, default=8, help="sessions at once")
+    ap.add_argument("--idle", type=float, default=60.0, help="the server's idle-session limit for this run (s)")
+    ap.add_argument("--data-dir", help="index/data dir (default: BPO_DATA_DIR or .bpo)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="per-question timeout (s)")
+    ap.add_argument("--deadline", type=float, default=3600.0, help="overall limit for the sessions (s)")
+    ap.add_argument("--startup", type=float, default=600.0, help="limit for server start incl. indexing (s)")
+    ap.add_argument("--target-mb", type=float, default=20.0, help="allowed RSS growth after the sessions left")
+    ap.add_argument("--server-cmd", help="another server to soak, started as CMD PORT (default: bpo-assistant chat)")
+    ap.add_argument("--chat-only", action="store_true", help="soak build_app() launched alone")
+    ap.add_argument("--serve-chat-only", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the --chat-only server
+    args = ap.parse_args(argv)
+    if args.serve_chat_only:
+        return serve_chat_only(args.serve_chat_only)
+    if args.chat_only:
+        args.server_cmd = f"{sys.executable} {Path(__file__).resolve()} --serve-chat-only"
+    per_session = max(1, args.questions // max(1, args.sessions))
+
+    env = dict(os.environ, **OFFLINE_ENV)
+    env.pop("BPO_AUTH_FILE", None)  # the benchmark measures sessions, not the login page
+    env["BPO_CHAT_SESSION_IDLE_S"] = str(args.idle)
+    if args.data_dir:
+        env["BPO_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    data_dir = Path(env.get("BPO_DATA_DIR") or Settings().data_dir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tempfile.NamedTemporaryFile("w+", prefix="bpo-soak-server-", suffix=".log", delete=False)
+    print(f"starting server on {url} (data dir {data_dir}, idle limit {args.idle:.0f}s, log {log.name})", flush=True)
+    server = (args.server_cmd or f"{sys.executable} -m bpo_assistant.cli chat --host 127.0.0.1 --port").split()
+    proc = subprocess.Popen([*server, str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stop = threading.Event()
+    try:
+        t_start = time.monotonic()
+        wait_up(url, proc, t_start + args.startup)
+        up = time.monotonic() - t_start
+        print(f"server up after {up:.1f}s, RSS {rss_mb(proc.pid):.1f} MB; warming up", flush=True)
+        # Warm-up at the soak's concurrency, and its sessions dropped again: first-use costs (tokeniser, caches,
+        # the worker threads and their allocator arenas) are the same for any number of sessions, not growth.
+        with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
+            list(pool.map(lambda k: run_session(url, len(QUESTIONS), k, args.timeout, stop),
+                          range(max(1, args.concurrency))))
+        time.sleep(sweep_wait(args.idle))
+        start = rss_mb(proc.pid)
+        print(f"RSS at start (warmed up, warm-up sessions dropped) {start:.1f} MB", flush=True)
+
+        timer = threading.Timer(args.deadline, stop.set)
+        timer.daemon = True
+        timer.start()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
+            results = list(pool.map(lambda k: run_session(url, per_session, k, args.timeout, stop),
+                                    range(args.sessions)))
+        wall = time.perf_counter() - t0
+        timer.cancel()
+        after = rss_mb(proc.pid)
+        answered = sum(a for a, _ in results)
+        errors = [e for _, errs in results for e in errs]
+        print(f"{args.sessions} sessions x {per_session} questions: answered {answered}/{args.sessions * per_session}"
+              f", errors {len(errors)}, {wall:.0f}s ({answered / wall:.1f} q/s); RSS after {after:.1f} MB "
+              f"(+{after - start:.1f})", flush=True)
+
+        wait = sweep_wait(args.idle)
+        print(f"sessions closed; waiting {wait:.0f}s for the server to drop them", flush=True)
+        time.sleep(wait)
+        left = rss_mb(proc.pid)
+    finally:
+        stop.set()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    growth = left - start
+    print(f"RSS after the sessions left {left:.1f} MB: growth {growth:+.1f} MB over the start "
+          f"(peak growth {after - start:+.1f} MB)")
+    for e in errors[:20]:
+        print("error:", e)
+    ok = not errors and growth <= args.target_mb
+    print(f"target: 0 errors, growth <= {args.target_mb:.0f} MB after the sessions left -> {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
