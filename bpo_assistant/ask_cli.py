@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .settings import Settings
+from .text import normalize
 
 
 def load_history(path: str | None) -> list[dict]:
@@ -30,8 +31,19 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ensure_index(settings)
-    assistant = Assistant.from_settings(settings)
+    from ingest.pipeline import IngestError
+
+    from .index import IndexMismatch, current_generation
+
+    if current_generation(settings) is None:
+        # The first question on an empty data dir builds the index: say so instead of ~90 s of silence.
+        print(f"building the index from {settings.kb_dir} (first run, about a minute or two)…", file=sys.stderr)
+    try:
+        ensure_index(settings, progress=sys.stderr.isatty())
+        assistant = Assistant.from_settings(settings)
+    except (IngestError, IndexMismatch, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     qlog = attach_question_log(assistant, settings, channel="cli")
     try:
         answer = assistant.ask(question, history, topic=topic, channel="cli")
@@ -46,7 +58,7 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
         return 0
     if answer.notice:
         print(f"({answer.notice})\n")
-    if answer.standalone_query and answer.standalone_query != question.strip():
+    if answer.standalone_query and normalize(answer.standalone_query) != normalize(question.strip()):
         print(f"検索クエリ / search query: {answer.standalone_query}\n")
     print(answer.text)
     if answer.curated:

@@ -57,3 +57,18 @@ def test_topic_option_limits_sources(use_real_index, capsys):
 def test_bad_options_exit_2_with_a_specific_message(use_real_index, capsys, argv, message):
     assert main(["ask", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_kb_with_nothing_to_index_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "kb" / "ja").mkdir(parents=True)
+    monkeypatch.setenv("BPO_KB_DIR", str(tmp_path / "kb"))
+    monkeypatch.setenv("BPO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BPO_EMBEDDER", "fake:32")
+    assert main(["ask", "BPOとは？"]) == 2
+    err = capsys.readouterr().err
+    assert "building the index" in err and "error: nothing to index" in err and "Traceback" not in err
+
+
+def test_a_question_typed_with_a_full_width_mark_gets_no_search_query_line(use_real_index, capsys):
+    assert main(["ask", "BPOとは？"]) == 0
+    assert "search query" not in capsys.readouterr().out
