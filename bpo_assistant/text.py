@@ -19,8 +19,14 @@ _EN_ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "Mr.", "Ms.", "Dr.", "Inc.",
 _BULLET = re.compile(r"^\s*(?:[-*・•]|\d+[.)])\s+")
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width ASCII and half-width kana fold), control characters removed."""
+    """NFKC (full-width ASCII and half-width kana fold), control characters removed, lone surrogates as U+FFFD
+    (MeCab and the embedder cannot encode them; a question pasted from a broken UTF-16 source carries them)."""
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
 
 

@@ -72,3 +72,11 @@ def test_a_kb_with_nothing_to_index_is_one_line_and_exit_2(tmp_path, monkeypatch
 def test_a_question_typed_with_a_full_width_mark_gets_no_search_query_line(use_real_index, capsys):
     assert main(["ask", "BPOとは？"]) == 0
     assert "search query" not in capsys.readouterr().out
+
+
+def test_a_lone_surrogate_in_the_question_or_history_is_answered_and_logged(use_real_index, capsys, tmp_path):
+    """Pasted from a broken UTF-16 source: MeCab, the embedder and SQLite cannot encode a lone surrogate."""
+    history = tmp_path / "h.json"
+    history.write_text('[{"role": "user", "content": "\\u8acb\\u8ca0\\ud800\\u3063\\u3066\\uff1f"}]', encoding="utf-8")
+    data = run_json(capsys, "BPO\udcffとは？", "--history", str(history))
+    assert data["citations"] and "Traceback" not in capsys.readouterr().err

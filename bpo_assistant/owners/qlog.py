@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 
 from ..settings import Settings
 from ..types import AnswerEvent
+from ..embeddings import clean_text  # noqa: I001
 from .db import engine_for, questions
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def row_of(event: AnswerEvent, channel: str, keep_user: bool) -> dict:
     a = event.answer
     return {
         "at": event.at or time.time(),
-        "question": (event.question or "")[:MAX_QUESTION],
+        "question": clean_text(event.question or "")[:MAX_QUESTION],  # as typed, minus what SQL cannot encode
         "lang": (a.lang or event.lang or "ja")[:8],
         "topic": (event.topic or None),
         "channel": (event.channel or channel)[:16],
