@@ -372,8 +372,8 @@ def test_topic_filter_limits_the_sources(page, shots):
 
 def test_ui_language_switch_and_knowledge_tab(page, shots):
     page.locator("#bpo-ui-lang").get_by_text("English").click()
-    page.get_by_role("tab", name="Knowledge").wait_for()
-    page.get_by_role("tab", name="Knowledge").click()
+    page.get_by_role("tab", name="Knowledge", exact=True).wait_for()
+    page.get_by_role("tab", name="Knowledge", exact=True).click()
     view = page.locator("#bpo-kb-view")
     view.locator("h2").first.wait_for()
     assert view.locator("h3").count() >= 1
