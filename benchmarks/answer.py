@@ -43,10 +43,8 @@ def start_to_first_answer() -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
-    args = parser.parse_args()
+def indexed_settings_and_cases(suite: str):
+    """Offline env, the index brought up to date, and the suite's questions: what every answer benchmark starts from."""
     from bpo_assistant.settings import Settings, set_offline_env
 
     set_offline_env()
@@ -54,8 +52,15 @@ def main() -> None:
 
     settings = Settings()
     ensure_index(settings)
-    cases = [json.loads(line) for line in Path(args.suite).read_text(encoding="utf-8").splitlines() if line.strip()]
-    cases = [c for c in cases if isinstance(c.get("question"), str)]
+    cases = [json.loads(line) for line in Path(suite).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return settings, [c for c in cases if isinstance(c.get("question"), str)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
+    args = parser.parse_args()
+    settings, cases = indexed_settings_and_cases(args.suite)
     from bpo_assistant.assistant import Assistant
 
     ours = Assistant.from_settings(settings)

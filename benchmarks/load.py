@@ -16,6 +16,7 @@ Latency is measured per question, from submit to the final streamed message. Ses
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import socket
@@ -89,40 +90,51 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def run_session(url: str, n_questions: int, think: float, timeout: float, stop: threading.Event,
-                seed: int) -> tuple[list[float], list[str]]:
+@contextlib.contextmanager
+def chat_client(url: str):
+    """One gradio_client session (the server keeps its history), closed however the session ends."""
     from gradio_client import Client
 
+    # Plain HTTP on loopback: no TLS is involved, and ssl_verify=False spares httpx from loading the CA bundle
+    # for every request (~70 ms of CPU each time), which would otherwise make the load client the bottleneck.
+    client = Client(url, verbose=False, ssl_verify=False, analytics_enabled=False)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def ask_chat(client, question: str, timeout: float) -> str:
+    """The chat's answer to `question`; an empty answer is an error like any other."""
+    result = client.submit(question, api_name="/chat").result(timeout=timeout)
+    if not result or not str(result).strip():
+        raise ValueError("empty answer")
+    return str(result)
+
+
+def run_session(url: str, n_questions: int, think: float, timeout: float, stop: threading.Event,
+                seed: int) -> tuple[list[float], list[str]]:
     rng = random.Random(seed)
     latencies: list[float] = []
     errors: list[str] = []
     try:
-        # Plain HTTP on loopback: no TLS is involved, and ssl_verify=False spares httpx from loading the CA bundle
-        # for every request (~70 ms of CPU each time), which would otherwise make the load client the bottleneck.
-        client = Client(url, verbose=False, ssl_verify=False, analytics_enabled=False)
-    except Exception as exc:  # noqa: BLE001
-        return latencies, [f"connect: {type(exc).__name__}: {exc}"]
-    try:
-        for i in range(n_questions):
-            if stop.is_set():
-                errors.append("deadline")
-                break
-            question = QUESTIONS[i % len(QUESTIONS)]
-            t0 = time.perf_counter()
-            try:
-                result = client.submit(question, api_name="/chat").result(timeout=timeout)
-                if not result or not str(result).strip():
-                    raise ValueError("empty answer")
-                latencies.append(time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"{question}: {type(exc).__name__}: {str(exc)[:200]}")
-            if think > 0 and i < n_questions - 1:
-                stop.wait(think * rng.uniform(0.5, 1.5))
-    finally:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001
-            pass
+        with chat_client(url) as client:
+            for i in range(n_questions):
+                if stop.is_set():
+                    errors.append("deadline")
+                    break
+                question = QUESTIONS[i % len(QUESTIONS)]
+                t0 = time.perf_counter()
+                try:
+                    ask_chat(client, question, timeout)
+                    latencies.append(time.perf_counter() - t0)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{question}: {type(exc).__name__}: {str(exc)[:200]}")
+                if think > 0 and i < n_questions - 1:
+                    stop.wait(think * rng.uniform(0.5, 1.5))
+    except Exception as exc:  # noqa: BLE001 - the client could not connect
+        errors.append(f"connect: {type(exc).__name__}: {exc}")
     return latencies, errors
 
 

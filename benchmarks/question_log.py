@@ -8,7 +8,6 @@ The log goes to a throw-away SQLite file, never to the real one.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.answer import percentile  # noqa: E402
+from benchmarks.answer import indexed_settings_and_cases, percentile  # noqa: E402
 
 
 def main() -> None:
@@ -26,18 +25,10 @@ def main() -> None:
     parser.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from bpo_assistant.settings import Settings, set_offline_env
-
-    set_offline_env()
-    from ingest.pipeline import ensure_index
-
+    settings, cases = indexed_settings_and_cases(args.suite)
     from bpo_assistant.assistant import Assistant
     from bpo_assistant.owners.qlog import QuestionLog
 
-    settings = Settings()
-    ensure_index(settings)
-    cases = [json.loads(line) for line in Path(args.suite).read_text(encoding="utf-8").splitlines() if line.strip()]
-    cases = [c for c in cases if isinstance(c.get("question"), str)]
     assistant = Assistant.from_settings(settings)
     tmp = tempfile.mkdtemp(prefix="qlog-bench-")
     qlog = QuestionLog(settings.model_copy(update={"database_url": f"sqlite:///{tmp}/bench.sqlite"}), "bench")

@@ -41,7 +41,7 @@ from bpo_assistant.settings import OFFLINE_ENV, Settings  # noqa: E402
 for _k, _v in OFFLINE_ENV.items():  # gradio_client reads GRADIO_ANALYTICS_ENABLED too
     os.environ.setdefault(_k, _v)
 
-from load import QUESTIONS, free_port, wait_up  # noqa: E402 - the load benchmark's server handling and questions
+from load import QUESTIONS, ask_chat, chat_client, free_port, wait_up  # noqa: E402 - the load benchmark's server handling and questions
 
 
 def rss_mb(pid: int) -> float:
@@ -68,31 +68,21 @@ def sweep_wait(idle: float) -> float:
 
 def run_session(url: str, n: int, offset: int, timeout: float, stop: threading.Event) -> tuple[int, list[str]]:
     """One session (its own gradio_client Client, so the server keeps its history): n questions, then it leaves."""
-    from gradio_client import Client
-
     answered, errors = 0, []
     try:
-        client = Client(url, verbose=False, ssl_verify=False, analytics_enabled=False)
-    except Exception as exc:  # noqa: BLE001
-        return 0, [f"connect: {type(exc).__name__}: {exc}"]
-    try:
-        for i in range(n):
-            if stop.is_set():
-                errors.append("deadline")
-                break
-            question = QUESTIONS[(offset + i) % len(QUESTIONS)]
-            try:
-                result = client.submit(question, api_name="/chat").result(timeout=timeout)
-                if not str(result).strip():
-                    raise ValueError("empty answer")
-                answered += 1
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"{question}: {type(exc).__name__}: {str(exc)[:200]}")
-    finally:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001
-            pass
+        with chat_client(url) as client:
+            for i in range(n):
+                if stop.is_set():
+                    errors.append("deadline")
+                    break
+                question = QUESTIONS[(offset + i) % len(QUESTIONS)]
+                try:
+                    ask_chat(client, question, timeout)
+                    answered += 1
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{question}: {type(exc).__name__}: {str(exc)[:200]}")
+    except Exception as exc:  # noqa: BLE001 - the client could not connect
+        errors.append(f"connect: {type(exc).__name__}: {exc}")
     return answered, errors
 
 
