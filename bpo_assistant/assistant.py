@@ -26,12 +26,6 @@ from .types import Answer, AnswerEvent, SourceDoc
 
 log = logging.getLogger(__name__)
 
-def _store_lost(exc: Exception) -> bool:
-    """chromadb raises NotFoundError (1.x) or a ValueError/InvalidCollection naming the collection (older)."""
-    name = type(exc).__name__
-    return name in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(exc)
-
-
 class Assistant:
     STAGES = (compare.answer, curated.answer)  # then grounded.answer, which always returns
 
@@ -87,8 +81,10 @@ class Assistant:
         try:
             turn = prepare(question, history, kb.check_topic(topic), kb, self.embedder, self.settings)
             answer = self._answer(turn, kb)
-        except Exception as exc:  # noqa: BLE001 - only a vanished collection is retried; anything else re-raises
-            if not _store_lost(exc):
+        except Exception as exc:
+            from chromadb.errors import NotFoundError  # here, not at import: chromadb takes ~1.7 s to import
+
+            if not isinstance(exc, NotFoundError):
                 raise
             # Two ingests finished while this snapshot was in use: its collection is gone. Reload once and retry.
             kb = self.knowledge(force=True)

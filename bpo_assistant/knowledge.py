@@ -63,7 +63,9 @@ class Knowledge:
     vocab: frozenset[str] = frozenset()
     bank_rows: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)  # (lang, "doc#section") → rows
     question_keys: tuple[str, ...] = ()  # each question NFKC + lower case, for literal matches while typing
-    sentence_rows: dict[str, np.ndarray] = field(default_factory=dict)  # lang → rows of index.sentences
+    # lang → (rows of index.sentences, their vectors): the stray-sentence search multiplies one contiguous matrix
+    # per question instead of gathering the language's rows out of the whole table every time.
+    sentence_rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     loanwords: frozenset[str] = frozenset()  # katakana words of the vocabulary, for questions typed in hiragana
     # Filled on first use, not at load: MeCab over every sentence would put start-up in proportion to the kb.
     _sentence_tokens: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, hash=False, repr=False)
@@ -139,11 +141,12 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
     )
 
 
-def _sentence_rows(index: LoadedIndex) -> dict[str, np.ndarray]:
+def _sentence_rows(index: LoadedIndex) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     by_lang: dict[str, list[int]] = {}
     for i, s in enumerate(index.sentences):
         by_lang.setdefault(s.lang, []).append(i)
-    return {lang: np.asarray(rows, dtype=np.int64) for lang, rows in by_lang.items()}
+    return {lang: (np.asarray(rows, dtype=np.int64), np.ascontiguousarray(index.sentence_vectors[rows]))
+            for lang, rows in by_lang.items()}
 
 
 def _bank_rows(rows: tuple[BankRow, ...]) -> dict[tuple[str, str], tuple[int, ...]]:

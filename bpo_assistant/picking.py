@@ -73,12 +73,14 @@ def _redundant(kb, i: int, picked: list[tuple[int, Picked]]) -> bool:
 def _stray(turn, kb, chosen: set, picked: list[tuple[int, Picked]], q_tokens: set[str], settings):
     """The best-scoring sentence of the question's language (and topic) outside the chosen sections, when it scores
     within `stray_margin` of the best sentence they offered (the margin was set on the dev and holdout suites)."""
-    rows = kb.sentence_rows.get(turn.lang)
+    rows, vectors = kb.sentence_rows.get(turn.lang, (None, None))
     if rows is None or not len(rows) or not picked:
         return None
-    sims = kb.index.sentence_vectors[rows] @ turn.qvec
+    sims = vectors @ turn.qvec
+    pool = min(STRAY_POOL, len(rows))
+    top = np.argpartition(-sims, pool - 1)[:pool]
     best = None
-    for j in np.argsort(-sims)[:STRAY_POOL]:
+    for j in top[np.argsort(-sims[top])]:
         i = int(rows[j])
         s = kb.index.sentences[i]
         if (s.lang, s.doc_id, s.section_id) in chosen or any(i == k for k, _ in picked):
