@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .text import normalize
+from .text import katakana, normalize
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,10 @@ class Term:
         return self.en.split(" (")[0] if lang == "en" else self.term
 
 
-# Hiragana folded to katakana, one character for one (spans keep their offsets): loanwords typed in hiragana
-# (あうとそーしんぐ, びーぴーおー) then meet the glossary's katakana variants.
-_HIRA_TO_KATA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
-
-
 def text_key(text: str) -> str:
-    """The form Glossary.spans() indexes into: NFKC, lower case, hiragana as katakana."""
-    return normalize(text).lower().translate(_HIRA_TO_KATA)
+    """The form Glossary.spans() indexes into: NFKC, lower case, hiragana as katakana (loanwords typed in hiragana,
+    あうとそーしんぐ, then meet the katakana variants; folding keeps one character for one, so spans keep offsets)."""
+    return katakana(normalize(text).lower())
 
 
 _key = text_key

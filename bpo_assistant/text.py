@@ -173,7 +173,7 @@ def fold_loanwords(text: str, words: frozenset[str]) -> str:
         run, out, i = m.group(0), [], 0
         while i < len(run):
             for j in range(len(run), i + 2, -1):
-                kata = run[i:j].translate(_HIRA_TO_KATA)
+                kata = katakana(run[i:j])
                 if kata in words:
                     out.append(kata)
                     i = j
@@ -187,6 +187,11 @@ def fold_loanwords(text: str, words: frozenset[str]) -> str:
 
 
 _HIRA_TO_KATA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
+
+
+def katakana(text: str) -> str:
+    """Hiragana as katakana, one character for one (offsets into the text stay valid)."""
+    return text.translate(_HIRA_TO_KATA)
 
 
 def tokenize(text: str) -> list[str]:
