@@ -90,6 +90,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def chat_client(url: str):
     """One gradio_client session (the server keeps its history), closed however the session ends."""
@@ -186,12 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         timer.cancel()
     finally:
         stop.set()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_server(proc)
 
     latencies = [x for lat, _ in results for x in lat]
     errors = [e for _, errs in results for e in errs]

@@ -41,7 +41,7 @@ from bpo_assistant.settings import OFFLINE_ENV, Settings  # noqa: E402
 for _k, _v in OFFLINE_ENV.items():  # gradio_client reads GRADIO_ANALYTICS_ENABLED too
     os.environ.setdefault(_k, _v)
 
-from load import QUESTIONS, ask_chat, chat_client, free_port, wait_up  # noqa: E402 - the load benchmark's server handling and questions
+from load import QUESTIONS, ask_chat, chat_client, free_port, stop_server, wait_up  # noqa: E402 - the load benchmark's server handling and questions
 
 
 def rss_mb(pid: int) -> float:
@@ -156,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         left = rss_mb(proc.pid)
     finally:
         stop.set()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_server(proc)
 
     growth = left - start
     print(f"RSS after the sessions left {left:.1f} MB: growth {growth:+.1f} MB over the start "
