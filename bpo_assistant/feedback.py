@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -67,18 +68,27 @@ class FeedbackStore:
             path = settings.data_path("feedback.sqlite")
         self.path = Path(path)
         self._ready = False
+        # Switching to WAL takes an exclusive lock and SQLite does not run the busy handler for it, so two
+        # Gradio worker threads creating the store at once got "database is locked" (seen in CI): the first
+        # connection sets the file up while the others wait here.
+        self._init_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._init_lock:
+                if not self._ready:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    with closing(self._open()) as conn:
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.executescript(_SCHEMA)
+                        conn.commit()
+                    self._ready = True
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10.0)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout=10000")
-        if not self._ready:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.commit()
-            self._ready = True
         return conn
 
     def journal_mode(self) -> str:

@@ -80,10 +80,11 @@ def engine_for(settings: Settings) -> Engine:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL: the chat writes while `bpo-assistant triage` reads; NORMAL sync is durable enough for a log and keeps
     # each insert off the disk's fsync path.
+    # busy_timeout first so the journal_mode statement itself waits for a writer instead of failing.
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
