@@ -36,6 +36,31 @@ def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
     write_bytes(path, text.encode(encoding))
 
 
+def create_text(path: str | Path, text: str, encoding: str = "utf-8") -> bool:
+    """Like write_text, but never replaces an existing file: False when `path` already exists.
+
+    For files created once and then only read (data_dir/DEPLOYMENT): two processes racing to create one must
+    both end up with the winner's content, which os.replace cannot promise; os.link refuses an existing target.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode(encoding))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
 def _mode_of(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o7777

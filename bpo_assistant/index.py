@@ -1,8 +1,9 @@
 """The on-disk index as the query side sees it: one immutable *generation* named by a pointer file.
 
-Layout under the data dir (ingest/ writes it, this module only reads it):
+Layout under the data dir (ingest/ writes it; this module reads it and creates only DEPLOYMENT):
 
     CURRENT                         {"generation": "<gen>"}; replaced atomically (os.replace) by ingest
+    DEPLOYMENT                      this installation's id in collection names (unless BPO_DEPLOYMENT_ID is set)
     chroma/                         embedded Chroma (PersistentClient), one collection per generation
     generations/<gen>/meta.json     embedder spec, dim, chunker version, counts, time
     generations/<gen>/manifest.json per source file: doc key, content hash, chunk and sentence ids
@@ -17,11 +18,14 @@ A killed ingest leaves at most an unfinished generation that CURRENT does not na
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import atomic
 from .keyword import KeywordIndex
 from .settings import Settings
 from .types import Chunk, Sentence
@@ -48,8 +52,38 @@ def generation_dir(settings: Settings, gen: str) -> Path:
     return settings.data_path("generations", gen)
 
 
+# Keeps `<prefix>_<id>_<generation>` a valid Chroma name: alphanumeric at both ends, no "..", and short enough
+# for the 63 characters chromadb's own name check still enforces in places (the server allows 512).
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,30}[A-Za-z0-9])?")
+
+
+def deployment_id(settings: Settings) -> str:
+    """This installation's id in collection names and metadata: BPO_DEPLOYMENT_ID, else the random one kept in
+    data_dir/DEPLOYMENT (created on first use).
+
+    Two replicas at the same data-dir path on different hosts thus get different ids, and on a shared Chroma
+    server neither one's cleanup matches the other's collections. A data dir *copied* to another host carries
+    its id along: each copy then needs its own BPO_DEPLOYMENT_ID (README "Several installations on one Chroma
+    server").
+    """
+    if settings.deployment_id.strip():
+        return _checked_id(settings.deployment_id.strip(), "BPO_DEPLOYMENT_ID")
+    path = settings.data_path("DEPLOYMENT")
+    if not path.exists():
+        # Never replaces: of two processes racing here, both read the winner's id below.
+        atomic.create_text(path, secrets.token_hex(6) + "\n")
+    return _checked_id(path.read_text(encoding="utf-8").strip(), str(path))
+
+
+def _checked_id(value: str, where: str) -> str:
+    if not _DEPLOYMENT_ID.fullmatch(value) or ".." in value:
+        raise ValueError(f"{where}: {value!r} is not a valid deployment id (1-32 letters, digits, '.', '_' or '-', "
+                         "starting and ending with a letter or digit)")
+    return value
+
+
 def collection_name(settings: Settings, gen: str) -> str:
-    return f"{settings.collection_prefix}_{gen}"
+    return f"{settings.collection_prefix}_{deployment_id(settings)}_{gen}"
 
 
 def chroma_client(settings: Settings):
@@ -113,7 +147,9 @@ def load_index(settings: Settings, embedder) -> LoadedIndex:
     from langchain_chroma import Chroma
 
     store = Chroma(
-        collection_name=collection_name(settings, gen),
+        # The name ingest wrote the generation under: one from before deployment ids keeps serving until the
+        # next ingest replaces it (ingest/vectorstore.py).
+        collection_name=meta.get("collection") or collection_name(settings, gen),
         embedding_function=embedder,
         client=chroma_client(settings),
         create_collection_if_not_exists=False,

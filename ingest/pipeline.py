@@ -2,8 +2,9 @@
 new → write a new generation → swap CURRENT → drop old generations.
 
 Re-running is idempotent: a source whose bytes (or, failing that, parsed content) match the manifest is not
-parsed or embedded again, and when nothing changed no embedder is loaded and nothing is written. Vectors
-are reused by the exact text embedded, so an edited document only re-embeds its edited chunks/sentences.
+parsed or embedded again, and when nothing changed no embedder is loaded and nothing is written (unless the
+current collection is gone from Chroma: then it is written again from the stored vectors). Vectors are reused
+by the exact text embedded, so an edited document only re-embeds its edited chunks/sentences.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bpo_assistant import curated
-from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name
+from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name, deployment_id
 from bpo_assistant.kbfiles import duplicate_reason
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
-from . import routing, store
+from . import routing, store, vectorstore
 from .chunking import chunk_document, embed_text
 from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
 from .sources import discover, file_hash
@@ -53,6 +54,7 @@ class IngestReport:
     embedded: int = 0  # texts actually sent to the embedder (0 when every vector was reused)
     written: bool = False  # a new generation was written and made current
     timings: dict[str, float] = field(default_factory=dict)  # seconds: scan (hash, load, chunk), embed (model load too), write
+    rebuilt: str = ""  # why an unchanged kb was written again (vectorstore.problem), else empty
 
     def summary(self) -> str:
         lines = [
@@ -61,6 +63,8 @@ class IngestReport:
             f"failed {len(self.failed)}); {self.chunks} chunks, {self.sentences} sentences; "
             f"{self.embedded} texts embedded; {self.seconds:.1f} s; generation {self.generation or '-'}"
         ]
+        if self.rebuilt:
+            lines.append(f"Rebuilt the index because {self.rebuilt} (stored vectors reused)")
         if self.failed:
             lines.append("Skipped (fix and re-run `bpo-assistant ingest`):")
             lines += [f"  {path}: {reason}" for path, reason in self.failed]
@@ -96,9 +100,14 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
         report.timings["scan"] = time.monotonic() - started
 
         router_hash = routing.inputs_hash(settings.kb_dir)
-        if (reuse and not fresh and not report.removed and prev.meta.get("chroma") == store.chroma_target(settings)
-                and prev.meta.get("router_hash") == router_hash):
-            # A killed run leaves a generation dir behind; only then pay for opening Chroma to clean up.
+        unchanged = (reuse and not fresh and not report.removed and prev.meta.get("router_hash") == router_hash
+                     and prev.meta.get("chroma") == store.chroma_target(settings))
+        if unchanged:
+            # "Up to date" only while the collection still serves: on a shared server someone else may have
+            # deleted it, and every question would fail while ingest kept saying all is well.
+            report.rebuilt = vectorstore.problem(settings, prev.meta) or ""
+        if unchanged and not report.rebuilt:
+            # A killed run leaves a generation dir behind; only then clean up.
             previous = store.previous_generation(settings)
             if any(d.name not in (prev.gen, previous) for d in prev.dir.parent.iterdir()):
                 store.cleanup(settings, keep=prev.gen, previous=previous)
@@ -240,6 +249,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     meta = {"generation": gen, "embedder": spec, "dim": dim, "chunker": CHUNKER_VERSION,
             "chunk_size": settings.chunk_size, "chunk_overlap_sentences": settings.chunk_overlap_sentences,
             "chroma": store.chroma_target(settings), "collection": collection_name(settings, gen),
+            "deployment": deployment_id(settings),
             "documents": len(entries), "documents_by_lang": by_lang, "chunks": len(chunks),
             "sentences": len(sentences), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     manifest = {"chunking": chunking_params(settings), "docs": entries,
@@ -288,8 +298,9 @@ def _finish(report: IngestReport, meta: dict, gen: str, started: float, written:
 def ensure_index(settings: Settings, embedder=None, progress: bool = False) -> IngestReport | None:
     """For `ask`, `eval` and `chat` on first use: ingest kb/ when the index is missing or kb/ changed.
 
-    The check is the no-change path of run_ingest (hash files, compare with the manifest; no model load),
-    so calling it on every start costs well under a second. Returns the report when it ingested, else None.
+    The check is the no-change path of run_ingest (hash files, compare with the manifest, count the current
+    collection; no model load): ~1.5 s, most of it importing chromadb, which the caller needs next anyway.
+    Returns the report when it ingested, else None.
     """
     report = run_ingest(settings, embedder=embedder, progress=progress)
     return report if report.written else None

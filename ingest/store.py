@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bpo_assistant.index import CHUNKER_VERSION, chroma_client, collection_name, current_generation, generation_dir
-from bpo_assistant.index import read_jsonl
+from bpo_assistant.index import current_generation, generation_dir, read_jsonl
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import Chunk, Sentence
+
+from . import vectorstore
 
 _FILES = ("meta.json", "manifest.json", "chunks.jsonl", "sentences.jsonl", "vectors.npz", "bm25")
 
@@ -131,42 +132,12 @@ def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, c
     KeywordIndex.build([c.id for c in chunks], [c.text for c in chunks]).save(gdir / "bm25")
     for f in (gdir / "bm25").iterdir():
         _fsync_path(f)
-    fill_collection(settings, gen, meta, chunks, chunk_vectors)
+    vectorstore.fill(settings, meta, chunks, chunk_vectors)
     if derived is not None:
         meta.update(derived(gdir))
     _write_text(gdir / "meta.json", json.dumps(meta, ensure_ascii=False, indent=1))
     _fsync_path(gdir)
     _fsync_path(gdir.parent)
-
-
-def fill_collection(settings: Settings, gen: str, meta: dict, chunks: list[Chunk], vectors: np.ndarray) -> None:
-    """A new collection per generation, created through langchain_chroma and filled with our vectors.
-
-    Vectors go in precomputed (collection.upsert with embeddings) rather than through Chroma.add_texts:
-    add_texts embeds the stored document, but we store the clean chunk text and embed 'title › section +
-    text' (chunking.embed_text), and most vectors are reused from the previous generation anyway. A caching
-    Embeddings keyed by the stored text could not tell apart equal texts in different sections.
-    """
-    from langchain_chroma import Chroma
-
-    client = chroma_client(settings)
-    store = Chroma(
-        collection_name=collection_name(settings, gen), embedding_function=None, client=client,
-        collection_metadata={"embedder": meta["embedder"], "dim": int(meta["dim"]), "chunker": CHUNKER_VERSION,
-                             "generation": gen, "data_dir": str(Path(settings.data_dir).resolve())},
-        collection_configuration={"hnsw": {"space": "cosine"}},
-    )
-    collection = store._collection  # noqa: SLF001 - the documented way to reach the chromadb collection
-    batch = max(1, min(256, client.get_max_batch_size()))
-    for start in range(0, len(chunks), batch):
-        part = chunks[start : start + batch]
-        collection.upsert(
-            ids=[c.id for c in part],
-            embeddings=vectors[start : start + batch].tolist(),
-            documents=[c.text for c in part],
-            metadatas=[{"doc_id": c.doc_id, "lang": c.lang, "topic": c.topic, "section_id": c.section_id,
-                        "title": c.title, "section_title": c.section_title, "ordinal": c.ordinal} for c in part],
-        )
 
 
 def swap_current(settings: Settings, gen: str, previous: str | None = None) -> None:
@@ -193,24 +164,27 @@ def cleanup(settings: Settings, keep: str | None, previous: str | None = None) -
     (its Knowledge holds that collection until its next question sees CURRENT); dropping it under that question
     was the NotFoundError people saw while an owner re-ingested.
 
-    Only collections that carry our prefix *and* our data dir in their metadata are touched, so a Chroma
-    server shared with other installations keeps their collections.
+    Only this deployment's collections are touched (vectorstore.py), so a Chroma server shared with other
+    installations, or with replicas of this one, keeps theirs.
     """
     removed: list[str] = []
+    legacy: list[str] = []
     root = settings.data_path("generations")
     if root.is_dir():
         for d in root.iterdir():
+            if not _has_deployment(d):
+                legacy.append(d.name)
             if d.name not in (keep, previous):
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d.name)
     for tmp in Path(settings.data_dir).glob("CURRENT.tmp-*"):
         tmp.unlink(missing_ok=True)
-    client = chroma_client(settings)
-    mine = str(Path(settings.data_dir).resolve())
-    kept = {collection_name(settings, g) for g in (keep, previous) if g}
-    for col in client.list_collections():
-        if (col.name.startswith(f"{settings.collection_prefix}_") and col.name not in kept
-                and (col.metadata or {}).get("data_dir") == mine):
-            with contextlib.suppress(Exception):  # already gone (a concurrent cleanup) is fine
-                client.delete_collection(col.name)
+    vectorstore.drop_others(settings, keep, previous, legacy)
     return removed
+
+
+def _has_deployment(gdir: Path) -> bool:
+    try:
+        return "deployment" in json.loads((gdir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False

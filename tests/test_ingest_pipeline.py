@@ -14,8 +14,8 @@ import pytest
 from conftest import make_settings, write_doc
 
 from bpo_assistant.embeddings import FakeEmbeddings
-from bpo_assistant.index import (IndexMismatch, chroma_client, collection_name, current_generation, generation_dir,
-                                 load_index, read_jsonl)
+from bpo_assistant.index import (IndexMismatch, chroma_client, collection_name, current_generation, deployment_id,
+                                 generation_dir, load_index, read_jsonl)
 from bpo_assistant.keyword import KeywordIndex
 from bpo_assistant.settings import REPO_ROOT
 from bpo_assistant.kbfiles import load_kb_docs
@@ -275,8 +275,9 @@ def test_orphans_of_killed_runs_are_removed(fake_settings):
     mine = str(fake_settings.data_dir.resolve())
     orphan_name = collection_name(fake_settings, "19990101T000000-dead00")
     foreign_name = collection_name(fake_settings, "19990101T000000-other0")
-    client.create_collection(orphan_name, metadata={"data_dir": mine})
-    client.create_collection(foreign_name, metadata={"data_dir": "/somewhere/else"})
+    client.create_collection(orphan_name, metadata={"data_dir": mine, "deployment": deployment_id(fake_settings)})
+    # another replica's, at the same data-dir path on another host: only the deployment tells them apart
+    client.create_collection(foreign_name, metadata={"data_dir": mine, "deployment": "another-host"})
     orphan = fake_settings.data_path("generations", "19990101T000000-dead00")
     orphan.mkdir()
     report = ingest(fake_settings)
