@@ -11,12 +11,12 @@ import re
 
 INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     "definition": (
-        re.compile(r"とは|って何|ってなに|ってなん|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
+        re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
                    r"\bmean|defin|stand\s+for", re.I),
         re.compile(r"とは|の略|経営手法|形態|指す|手法|契約です|ことです|\bis\s+(an?|the)\b|refers?\s+to|means?", re.I),
     ),
     "reason": (
-        re.compile(r"なぜ|なんで|何で|理由|どうして|背景|why|reason", re.I),
+        re.compile(r"なぜ|なんで|何で(?!す)|理由|どうして|背景|why|reason", re.I),
         re.compile(r"ため|から|背景|理由|によって|につなが|because|since|so\s+that|reason|lead", re.I),
     ),
     "howto": (
@@ -42,6 +42,15 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"例えると|たとえると|例えば|たとえば|具体例|例を挙げ|例で|for\s+example|e\.g\.|an\s+example|"
                    r"examples?\s+of|for\s+instance", re.I),
         re.compile(r"例|ケース|たとえば|example|such\s+as|e\.g\.|case", re.I),
+    ),
+    "premise": (  # 「結局コスト削減でしょ？」「任せっきりで大丈夫ですよね？」: a belief to confirm or correct
+        re.compile(r"でしょ[？?]|でしょ$|よね[？?]|よね$|のでは[？?]|のでは$|じゃないの|んじゃない|にすぎない|所詮|しょせん|"
+                   r"大丈夫|楽できる|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
+                   r"aren't\s+they|\bjust\s+(a|an|about)\b|\bonly\s+about\b|\bbasically\b|"
+                   r"is\s+it\s+(ok|fine|safe)\s+to", re.I),
+        # the kb's correcting sentences: 「…だけの手段ではなく」「任せきりにせず」「…だけにとどまりません」
+        re.compile(r"だけでなく|だけの|だけではあり|せず|にとどまら|限らない|限りません|必ずしも|"
+                   r"not\s+(only|just|merely)|rather\s+than|without|beyond", re.I),
     ),
     "benefit": (
         re.compile(r"メリット|利点|効果|良いこと|いいこと|得|うれしい|benefit|advantage|merit|upside|gain", re.I),

@@ -20,6 +20,7 @@ from .types import Sentence
 
 REDUNDANT_COS = 0.96
 STRAY_POOL = 20  # best sentences of the language looked at for a stray
+PREMISE_STRAYS = 1
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,16 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
                 continue
             mine.append((i, p))
         picked += mine
-    stray = _stray(turn, kb, set(chosen), picked, q_tokens, settings)
-    if stray is not None:
-        # It takes the last place rather than growing the answer: the sentence budget is what keeps answers short.
-        picked = picked[:max(settings.max_sentences - 1, 1)] + [stray]
-    return [p for _, p in picked]
+    strays = _premise_strays(turn, kb, set(chosen), picked, q_tokens, settings) if "premise" in turn.intents else []
+    stray = _stray(turn, kb, set(chosen), picked + strays, q_tokens, settings)
+    strays += [stray] if stray is not None else []
+    if strays:
+        # They take the last places rather than growing the answer: the sentence budget keeps answers short.
+        picked = picked[:max(settings.max_sentences - len(strays), 1)] + strays
+    # A belief question hears the correction first (「任せきりにせず…」), then the sections' detail.
+    first = [ip for ip in picked if "premise" in turn.intents and phrasebook.answers_intent(ip[1].sentence.text,
+                                                                                           ("premise",))]
+    return [p for _, p in first + [ip for ip in picked if ip not in first]]
 
 
 def _score(turn, kb, i: int, q_tokens: set[str], settings) -> Picked:
@@ -73,27 +79,54 @@ def _redundant(kb, i: int, picked: list[tuple[int, Picked]]) -> bool:
 def _stray(turn, kb, chosen: set, picked: list[tuple[int, Picked]], q_tokens: set[str], settings):
     """The best-scoring sentence of the question's language (and topic) outside the chosen sections, when it scores
     within `stray_margin` of the best sentence they offered (the margin was set on the dev and holdout suites)."""
-    rows, vectors = kb.sentence_rows.get(turn.lang, (None, None))
-    if rows is None or not len(rows) or not picked:
+    if not picked:
         return None
-    sims = vectors @ turn.qvec
-    pool = min(STRAY_POOL, len(rows))
-    top = np.argpartition(-sims, pool - 1)[:pool]
-    best = None
-    for j in top[np.argsort(-sims[top])]:
-        i = int(rows[j])
-        s = kb.index.sentences[i]
-        if (s.lang, s.doc_id, s.section_id) in chosen or any(i == k for k, _ in picked):
-            continue
-        if turn.topic and kb.doc_topic.get((s.lang, s.doc_id)) != turn.topic:
-            continue
-        p = _score(turn, kb, i, q_tokens, settings)
-        if best is None or p.score > best[1].score:
-            best = (i, p)
+    pool = _pool(turn, kb, chosen, picked, q_tokens, settings)
+    best = pool[0] if pool else None
     floor = max(p.score for _, p in picked) + settings.stray_margin
     if best is None or best[1].score < floor or _redundant(kb, best[0], picked):
         return None
     return best
+
+
+def _pool(turn, kb, chosen: set, picked, q_tokens: set[str], settings, size: int = STRAY_POOL
+          ) -> list[tuple[int, Picked]]:
+    """The language's STRAY_POOL nearest sentences outside the chosen sections and picked sentences (and within the
+    question's topic), scored like any candidate, best first."""
+    rows, vectors = kb.sentence_rows.get(turn.lang, (None, None))
+    if rows is None or not len(rows):
+        return []
+    sims = vectors @ turn.qvec
+    size = min(size, len(rows))
+    top = np.argpartition(-sims, size - 1)[:size]
+    taken = {k for k, _ in picked}
+    out = []
+    for j in top:
+        i = int(rows[j])
+        s = kb.index.sentences[i]
+        if (s.lang, s.doc_id, s.section_id) in chosen or i in taken:
+            continue
+        if turn.topic and kb.doc_topic.get((s.lang, s.doc_id)) != turn.topic:
+            continue
+        out.append((i, _score(turn, kb, i, q_tokens, settings)))
+    return sorted(out, key=lambda ip: -ip[1].score)
+
+
+def _premise_strays(turn, kb, chosen: set, picked, q_tokens: set[str], settings) -> list[tuple[int, Picked]]:
+    """「任せっきりで大丈夫ですよね？」: the kb corrects such beliefs in sentences like 「任せきりにせず、継続的に管理と
+    見直しを行います」, which sit in a summary the question's words (業者, 任せ) do not route to. Up to
+    PREMISE_STRAYS of the language's nearest sentences that hold a correcting cue join, within premise_margin."""
+    if not picked:
+        return []
+    floor = max(p.score for _, p in picked) + settings.premise_margin
+    out: list[tuple[int, Picked]] = []
+    # A wider pool: the correcting sentence shares few words with the belief (丸投げ vs 任せきり).
+    for i, p in _pool(turn, kb, chosen, picked, q_tokens, settings, 2 * STRAY_POOL):
+        if len(out) >= PREMISE_STRAYS or p.score < floor:
+            break
+        if phrasebook.answers_intent(p.sentence.text, ("premise",)) and not _redundant(kb, i, picked + out):
+            out.append((i, p))
+    return out
 
 
 def overlap(query_tokens: set[str], tokens: set[str]) -> float:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     prior_weight: float = 0.05  # 「その中で…」: sections of the documents the previous answer cited
     intent_weight: float = 0.02  # a sentence holding the words that answer the question's intent
     stray_margin: float = -0.03  # a sentence outside the chosen sections joins when it scores within this of their best
+    premise_margin: float = -0.08  # 「…でしょ？」: correcting sentences (「任せきりにせず」) join within this of the best
     overlap_weight: float = 0.25  # keyword overlap next to e5 similarity when choosing sentences
     # Curated answers: the curated router's calibrated probability, and the nearest training phrasing's cosine.
     curated_min_p: float = 0.5

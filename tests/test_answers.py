@@ -198,3 +198,15 @@ def test_asking_for_an_example_gets_the_example_not_the_table(assistant):
     assert answer.kind == "extractive" and ("帳簿" in answer.text or "記帳" in answer.text)
     assert "bpo-vs-outsourcing" in {c.doc_id for c in answer.citations}
     assert assistant.ask("BPOとアウトソーシングの違いは？").kind == "comparison"
+
+
+def test_a_belief_question_hears_the_correction_first(assistant):
+    """「任せっきりで大丈夫ですよね？」 routes by its words (業者, 任せ) to vendor selection; the kb corrects the
+    belief in a summary sentence (「任せきりにせず…管理と見直し」), which must open the answer."""
+    answer = assistant.ask("BPOって一回入れたら業者に任せっきりで大丈夫ですよね？")
+    assert not answer.refused and answer.kind == "extractive"
+    assert "任せきりにせず" in answer.sentences[0].text
+    assert ("管理" in answer.text or "見直" in answer.text) and len(answer.sentences) <= 6
+    assert "first-bpo-checklist" in {c.doc_id for c in answer.citations}
+    plain = assistant.ask("BPO業者を選ぶときに確認することは？")  # no belief: no correction is pushed in
+    assert "任せきり" not in plain.text

@@ -218,3 +218,17 @@ def test_lead_time_questions_are_not_mistaken_for_contract_length():
 
     assert asks_for_missing_type("Roughly how long does it take to get a BPO operation up and running?", "") is None
     assert asks_for_missing_type("How long does a BPO contract usually last?", "") is not None
+
+
+def test_premise_intent_is_a_belief_not_a_plain_question():
+    from bpo_assistant.phrasebook import answers_intent, intents
+
+    for q in ("BPOって結局ただのコスト削減策でしょ？", "業者に任せっきりで大丈夫ですよね？",
+              "BPOなんて所詮コストカットの手段にすぎないのでは？", "Isn't BPO basically just a way to cut headcount?"):
+        assert "premise" in intents(q), q
+    for q in ("BPOとは何ですか？", "BPO導入の注意点を教えてください", "どうすればよいでしょうか", "ただの外注とBPOの違いは？"):
+        assert "premise" not in intents(q), q
+    assert intents("BPOとは何ですか？") == ("definition",)  # 「何です」 is not 「何で」 (why)
+    assert "definition" not in intents("丸投げしちゃえば、あとは楽できるよね？")  # あとは is not 「とは」
+    assert answers_intent("導入後も委託先に任せきりにせず、継続的に管理と見直しを行います。", ("premise",))
+    assert not answers_intent("BPOは経営手法です。", ("premise",))
