@@ -46,7 +46,7 @@ class Assistant:
     def from_settings(cls, settings: Settings, embedder=None) -> "Assistant":
         from .embeddings import make_embedder
 
-        embedder = embedder or make_embedder(settings.embedder)
+        embedder = embedder or make_embedder(settings.embedder, settings)
         return cls(settings, embedder, load_index(settings, embedder))
 
     def knowledge(self, force: bool = False) -> Knowledge:

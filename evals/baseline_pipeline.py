@@ -196,7 +196,7 @@ class PeerPipeline:
         client = chromadb.PersistentClient(path=self._tmp.name, settings=ChromaSettings(anonymized_telemetry=False))
         # An explicit embedding function: langchain_chroma then creates the collection with embedding_function=None,
         # so chromadb's default (a model download) is never used.
-        self.store = Chroma(collection_name="peer", embedding_function=embedder or make_embedder(settings.embedder),
+        self.store = Chroma(collection_name="peer", embedding_function=embedder or make_embedder(settings.embedder, settings),
                             client=client, collection_configuration={"hnsw": {"space": "cosine"}})
         self.store.add_documents(docs, ids=[d.id for d in docs])
         self.keyword = {lang: _Bm25([d for d in docs if d.metadata["lang"] == lang]) for lang in ("ja", "en")}
@@ -266,7 +266,7 @@ def sweep(suite_path, settings=None, thresholds=None, ks=(2, 3, 4, 5, 6, 8, 10))
     thresholds = thresholds or [round(0.70 + 0.01 * i, 2) for i in range(21)]
     cases, _ = load_suite(suite_path)
     rows = []
-    with PeerPipeline(settings, embedder=make_embedder(settings.embedder), k=max(ks)) as peer:
+    with PeerPipeline(settings, embedder=make_embedder(settings.embedder, settings), k=max(ks)) as peer:
         hits = [peer.retrieve(c.question, c.history) for c in cases]
         for k in ks:
             for t in thresholds:

@@ -131,7 +131,7 @@ def make_assistant(settings):
     from bpo_assistant.embeddings import make_embedder
     from ingest.pipeline import ensure_index
 
-    embedder = make_embedder(settings.embedder)  # loaded once: ingest, the assistant and the peer pipeline share it
+    embedder = make_embedder(settings.embedder, settings)  # loaded once: ingest, the assistant and the peer pipeline share it
     ensure_index(settings, embedder=embedder, progress=True)
     return Assistant.from_settings(settings, embedder=embedder)
 

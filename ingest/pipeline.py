@@ -236,7 +236,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     if embedder is None:  # the router needs it too (its question vectors are cached by text, like these)
         from bpo_assistant.embeddings import make_embedder
 
-        embedder = make_embedder(spec)
+        embedder = make_embedder(spec, settings)
     if missing:
         t = time.monotonic()
         cache.update(zip(missing, _embed(embedder, missing, progress)))
