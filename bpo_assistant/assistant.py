@@ -1,6 +1,7 @@
 """The facade: `Assistant.ask` shows the whole query path; each stage lives in the module that owns its logic.
 
     turn = prepare(...)          guard, language, follow-up rewrite, embedding, routing  (turn.py)
+    gate.scope                   a statute or places the kb never names: refused          (gate.py)
     compare.answer               "AとBの違い" from kb/comparisons.yaml                     (compare.py)
     curated.answer               a vetted answer the curated router picks                (curated.py)
     grounded.answer              sections by retrieval + router, gate, quoted sentences   (grounded.py)
@@ -15,7 +16,7 @@ import threading
 import time
 from typing import Callable, Mapping, Sequence
 
-from . import compare, curated, grounded
+from . import compare, curated, gate, grounded
 from .index import LoadedIndex, current_generation, load_index
 from .knowledge import Knowledge, load_knowledge
 from .refusal import refuse
@@ -27,7 +28,7 @@ from .types import Answer, AnswerEvent, SourceDoc
 log = logging.getLogger(__name__)
 
 class Assistant:
-    STAGES = (compare.answer, curated.answer)  # then grounded.answer, which always returns
+    STAGES = (gate.scope, compare.answer, curated.answer)  # then grounded.answer, which always returns
 
     def __init__(self, settings: Settings, embedder, index: LoadedIndex) -> None:
         self.settings = settings

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import nouns, proper_nouns
+from .text import nouns, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
@@ -30,19 +30,30 @@ _ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|d
 # lead time the kb states (3–4 months), so only "how long <it> runs/lasts" counts.
 _ASKS_YEARS = re.compile(r"何年|how many years|how long (does|do|will|would|can|should) [\w\s-]{1,30}? (run|last)s?\b",
                          re.I)
+# A contract's length (最低契約期間): the kb states no contract terms; evidence must show a number of months or years.
+_ASKS_TERM = re.compile(r"契約期間|最低契約|契約年数|契約の期間|contract (term|period|length|duration)|minimum (term|period)",
+                        re.I)
+# …and a length said of the contract itself: 「運用開始まで3〜4ヶ月」 is a lead time, not a term.
+_TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|\d+[-\s]*(year|month)s?[^.]{0,20}(contract|term)", re.I)
 _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
     r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top \d+|ranking|recommend (a|some) (vendor|compan)|"
     r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
     r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ|"
-    r"どこが(一番|いちばん|おすすめ)|"
+    r"どこが(一番|いちばん|おすすめ)|(どの|どこの|どっちの|どちらの)国|which countr|"
     r"largest|biggest|most popular|leading (bpo )?(compan|vendor|provider)",
     re.I,
 )
 # Tax and stamp duty: the kb says nothing on how BPO fees are taxed or stamped.
 _ASKS_TAX = re.compile(r"税|印紙|仕入税額|インボイス|\btax|\bvat\b|stamp duty", re.I)
 _ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|article \d+|which article|civil code", re.I)
+# A statute by name (派遣法, 下請法, 個人情報保護法): the kb names none, so evidence must name the same one. Words that
+# merely end in 法 (方法, 手法) and 法人/法令/法律/法務 are not statutes; 「法律で必ず請負に…」 is a premise to answer.
+_STATUTE = re.compile(r"[一-龥]{1,10}法(?![人令律務的則案])")
+_NOT_STATUTE = ("方法", "手法", "用法", "文法", "技法", "製法", "工法", "作法", "療法", "論法", "寸法", "話法", "兵法",
+                "魔法", "加法", "減法", "乗法", "除法", "解法", "戦法", "仕法", "筆法", "算法")
+_COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,8 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks for a deadline the kb does not state"
     if _ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", evidence):
         return "asks for a number of years the kb does not state"
+    if _ASKS_TERM.search(question) and not _TERM.search(evidence):
+        return "asks for a contract term the kb does not state"
     years = {m.group(0) for m in _YEAR.finditer(question)}
     if years and not all(y in evidence for y in years):
         return "asks about a year the kb does not cover"
@@ -107,3 +120,28 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
     if _ASKS_TAX.search(question) and not _ASKS_TAX.search(evidence):
         return "asks about tax or stamp duty the kb does not cover"
     return None
+
+
+def foreign_subject(question: str, vocab, kb_texts) -> str | None:
+    """Why no kb sentence can answer the question whatever is retrieved: it compares places the kb never names
+    (「ベトナムとフィリピン、どっちが安い？」) or asks about a statute no kb text names (「派遣法の規制は？」)."""
+    places = [p for p in place_names(question) if p not in vocab]
+    if len(places) >= 2 and _COMPARES.search(question):
+        return f"compares places the kb does not describe ({', '.join(places)})"
+    for m in _STATUTE.finditer(question):
+        name = m.group(0)
+        if not name.endswith(_NOT_STATUTE) and not any(name[-3:] in t for t in kb_texts()):
+            return f"asks about a law ({name}) the kb does not cover"
+    return None
+
+
+def scope(turn, kb, settings):
+    """Stage, before the curated answers and comparison tables (which quote no retrieved evidence to check): a
+    question about what the kb cannot hold is refused, with the reason."""
+    from .refusal import refuse
+
+    if not turn.asked:
+        return None
+    reason = foreign_subject(turn.asked, kb.vocab, lambda: (text for _, _, text in kb.sections.values()))
+    return refuse(turn, kb, reason) if reason else None
+

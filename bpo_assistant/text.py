@@ -156,6 +156,12 @@ def proper_nouns(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def place_names(text: str) -> list[str]:
+    """MeCab's place names (ベトナム, フィリピン, 大阪), lower-cased like the kb vocabulary."""
+    return list(dict.fromkeys(w.surface.lower() for w in _tagger()(normalize(text))
+                              if getattr(w.feature, "pos3", "") == "地名"))
+
+
 _HIRAGANA_RUN = re.compile(r"[\u3041-\u3096ー]{3,}")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30faー]{3,}")
 

@@ -85,6 +85,22 @@ def test_out_of_scope_questions_are_refused(assistant, question):
     assert not a.citations
 
 
+@pytest.mark.parametrize(("question", "why"), [
+    ("オフショアならベトナムとフィリピン、どっちが安い？", "compares places"),  # would be the curated offshore answer
+    ("BPOと人材派遣の違いは？派遣法の規制はかかりますか？", "派遣法"),  # would be the comparison table
+    ("BPOサービスの料金プランと最低契約期間を教えてください。", "contract term"),  # the kb's 3〜4ヶ月 is a lead time
+])
+def test_what_no_kb_sentence_holds_is_refused_with_why(assistant, question, why):
+    a = assistant.ask(question)
+    assert a.refused and not a.citations and why in a.reason, (a.kind, a.reason)
+
+
+def test_questions_near_those_refusals_are_still_answered(assistant):
+    for q in ("オフショアBPOが広がっている理由は？", "法律で必ず請負契約にしなければならないの？", "BPOの料金体系にはどんな種類がある？"):
+        a = assistant.ask(q)
+        assert not a.refused and a.citations, (q, a.reason)
+
+
 def test_english_out_of_scope_refused(assistant):
     a = assistant.ask("What's the best pizza place in Osaka?")
     assert a.refused and a.text.startswith(REFUSAL_EN)
