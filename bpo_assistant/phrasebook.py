@@ -16,7 +16,7 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"とは|の略|経営手法|形態|指す|手法|契約です|ことです|\bis\s+(an?|the)\b|refers?\s+to|means?", re.I),
     ),
     "reason": (
-        re.compile(r"なぜ|なんで|何で(?!す)|理由|どうして|背景|why|reason", re.I),
+        re.compile(r"なぜ|なんで(?!しょ|す)|何で(?!す|しょ)|理由|どうして|背景|why|reason", re.I),
         re.compile(r"ため|から|背景|理由|によって|につなが|because|since|so\s+that|reason|lead", re.I),
     ),
     "howto": (

@@ -148,8 +148,10 @@ def proper_nouns(text: str) -> list[str]:
     text = normalize(text)
     # Place names (日本, ベトナム) are left out: 「日本企業は…」 is an ordinary question, and the answer-type checks
     # catch the place questions the kb cannot answer (rankings, prices).
+    # One kanji is no name: MeCab reads 高 in 「レベル低・中・高」 as a surname.
     out = [w.surface.lower() for w in _tagger()(text)
-           if getattr(w.feature, "pos2", "") == "固有名詞" and getattr(w.feature, "pos3", "") != "地名"]
+           if getattr(w.feature, "pos2", "") == "固有名詞" and getattr(w.feature, "pos3", "") != "地名"
+           and len(w.surface) > 1]
     # A capital opening an English sentence is grammar; opening a Japanese one (「Pythonで…」) it is a name.
     latin = _CAPITALISED_ANYWHERE if _KANA.search(text) else _CAPITALISED
     out += [m.group(1).lower() for m in latin.finditer(text.strip())]

@@ -232,3 +232,13 @@ def test_premise_intent_is_a_belief_not_a_plain_question():
     assert "definition" not in intents("丸投げしちゃえば、あとは楽できるよね？")  # あとは is not 「とは」
     assert answers_intent("導入後も委託先に任せきりにせず、継続的に管理と見直しを行います。", ("premise",))
     assert not answers_intent("BPOは経営手法です。", ("premise",))
+
+
+def test_one_kanji_is_not_a_name_and_nandeshou_is_not_why():
+    from bpo_assistant.phrasebook import intents
+    from bpo_assistant.text import proper_nouns
+
+    assert proper_nouns("業務にはレベル低・中・高があるって聞いた") == []  # MeCab reads 高 as a surname
+    assert proper_nouns("トヨタの事例は？") == ["トヨタ"]
+    assert "reason" not in intents("BPRとBPOってどっちを先にやるものなんでしょうか？")
+    assert "reason" in intents("なんでBPOが広まったの？")
