@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .text import tokenize
 
 # Probe terms for the health check: two-kanji words that Chroma's substring filter misses.
@@ -50,22 +52,43 @@ class KeywordIndex:
         return self._bm25.vocab_dict
 
     def search(self, query: str, k: int = 10, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """(id, score) best first; only positive scores; `allowed` restricts ids (e.g. one language)."""
+        """(id, score) best first; only positive scores; `allowed` restricts ids (e.g. one language).
+
+        Equal scores keep index order (what a stable sort by score gives). At least one hit is returned when any
+        qualifies, even for k < 1, as the loop this replaced did.
+        """
         tokens = [t for t in tokenize(query) if t in self.vocab]
         if not tokens or not self.ids:
             return []
         scores = self._bm25.get_scores(tokens)
-        ranked = sorted(range(len(self.ids)), key=lambda i: -scores[i])
-        out = []
-        for i in ranked:
-            if scores[i] <= 0:
-                break
-            if allowed is None or self.ids[i] in allowed:
-                out.append((self.ids[i], float(scores[i])))
-                if len(out) >= k:
-                    break
-        return out
+        hits = np.flatnonzero(scores > 0)  # BM25 scores most of a large kb at 0 for any one query
+        want = max(k, 1)
+        # Only the best `m` hits are ordered; when `allowed` drops too many of them, widen and order again.
+        m = want
+        while True:
+            out = []
+            for i in _best(scores, hits, m):
+                if allowed is None or self.ids[i] in allowed:
+                    out.append((self.ids[i], float(scores[i])))
+                    if len(out) >= want:
+                        return out
+            if m >= len(hits):
+                return out
+            m *= 4
 
     def health(self) -> dict[str, int]:
         """Hits per probe term; a healthy Japanese index finds every probe."""
         return {term: len(self.search(term, k=50)) for term in HEALTH_PROBES}
+
+
+def _best(scores: np.ndarray, hits: np.ndarray, m: int) -> np.ndarray:
+    """The m best of `hits` (indices into scores), best first, equal scores by index.
+
+    A partition picks the m-th best score; everything at least that good is kept (every tie of the boundary score
+    too, so which of them survive is decided by index below, not by the partition's arbitrary order)."""
+    if len(hits) > m:
+        vals = scores[hits]
+        cut = np.partition(vals, len(vals) - m)[len(vals) - m]
+        hits = hits[vals >= cut]
+    order = np.lexsort((hits, -scores[hits]))
+    return hits[order[:m]]
