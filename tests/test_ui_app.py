@@ -380,3 +380,79 @@ def test_a_followup_carries_the_last_answers_sections_to_the_assistant():
     chat[1] = {"role": "assistant", "content": [{"type": "text", "text": "別の回答です。"}]}
     list(svc.respond_ui("その中で対象業務について詳しく", chat, records))
     assert "sections" not in fake.calls[-1][1][-1]
+
+
+class ObservedAssistant(FakeAssistant):
+    """The fake with the real Assistant's observer seam, so build_app attaches the real question log to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.observers = []
+
+    def ask(self, question, history=(), topic=None, *, channel="", user=None):
+        from bpo_assistant.types import AnswerEvent
+
+        answer = super().ask(question, history, topic)
+        for observer in self.observers:
+            observer(AnswerEvent(question, answer.lang, topic, answer, (), 1.0, "g", channel, user))
+        return answer
+
+
+def _logged(settings) -> list:
+    from sqlalchemy import select
+
+    from bpo_assistant.owners.db import engine_for, questions
+
+    with engine_for(settings).connect() as conn:
+        return conn.execute(select(questions.c.question, questions.c.user, questions.c.channel)).all()
+
+
+def _flush_log(fake) -> None:
+    from bpo_assistant.owners.qlog import QuestionLog
+
+    (qlog,) = [o for o in fake.observers if isinstance(o, QuestionLog)]
+    qlog.flush()
+
+
+@pytest.mark.parametrize("login", [True, False])
+def test_the_question_log_records_who_asked_only_with_a_login(tmp_path, login):
+    """Through Gradio's own request injection (ChatInterface → respond_ui's gr.Request), signed in or not."""
+    from gradio_client import Client
+
+    from bpo_assistant.ui.app import build_app, launch_kwargs
+    from bpo_assistant.ui.auth import make_async_verifier, make_line, parse_auth_file
+    from bpo_assistant.ui.serving import close_app
+
+    users = tmp_path / "users.txt"
+    users.write_text(make_line("alice", "correct horse", iterations=20_000) + "\n")
+    settings = make_settings(tmp_path / "data", auth_file=users if login else None)
+    fake = ObservedAssistant()
+    demo = build_app(fake, settings)
+    port = free_port()
+    auth = dict(auth=make_async_verifier(parse_auth_file(users))) if login else {}
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **auth,
+                **launch_kwargs(settings))
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False, analytics_enabled=False,
+                        auth=("alice", "correct horse") if login else None)
+        assert "[1]" in str(client.predict("BPOとは何ですか？", api_name="/chat"))
+        client.close()
+    finally:
+        close_app(demo)
+    _flush_log(fake)
+    assert _logged(settings) == [("BPOとは何ですか？", "alice" if login else None, "chat")]
+
+
+def test_respond_ui_passes_the_request_username_to_ask():
+    seen = []
+
+    class Recording(FakeAssistant):
+        def ask(self, question, history=(), topic=None, **kw):
+            seen.append(kw)
+            return super().ask(question, history, topic)
+
+    svc = ChatService(Recording())
+    list(svc.respond_ui("BPOとは何ですか？", [], {}, "", SimpleNamespace(username="alice", session_hash="s")))
+    list(svc.respond_ui("BPOとは何ですか？", [], {}, "", SimpleNamespace(username=None, session_hash="s")))
+    list(svc.respond_ui("BPOとは何ですか？", [], {}))  # called without Gradio (no request at all)
+    assert seen == [{"user": "alice"}, {}, {}]

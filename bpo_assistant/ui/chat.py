@@ -94,18 +94,21 @@ class ChatService:
 
     # -- answering ---------------------------------------------------------------------------------------------
     def ask(self, message: str, history: Sequence[dict] | None, topic: str | None = None,
-            records: dict | None = None) -> Answer:
+            records: dict | None = None, user: str | None = None) -> Answer:
         """assistant.ask on the plain history; a failure becomes a polite message, never a stack trace. With the
-        session's `records`, the last answer's cited sections travel with it (follow-ups read the structure)."""
+        session's `records`, the last answer's cited sections travel with it (follow-ups read the structure).
+        `user` is the login name, for the question log (which keeps it only when a login is configured)."""
         # A lone surrogate or a NUL reaches the tokeniser and the feedback database as well as the embedder.
         message = clean_text(message)
         turns = [{**t, "content": clean_text(t["content"])}
                  for t in with_sections(history, history_for_assistant(history), records)]
+        # The keyword only when there is a name: stand-in assistants (UI tests, older cores) take no `user`.
+        who = {"user": user} if user else {}
         try:
             if self._lock is None:
-                return self.assistant.ask(message, turns, topic=topic or None)  # "all" is ""
+                return self.assistant.ask(message, turns, topic=topic or None, **who)  # "all" is ""
             with self._lock:
-                return self.assistant.ask(message, turns, topic=topic or None)  # "all" is ""
+                return self.assistant.ask(message, turns, topic=topic or None, **who)  # "all" is ""
         except Exception:  # noqa: BLE001 - the chat must keep working; details go to the server log
             log.exception("assistant.ask failed")
             lang = detect_lang(message)
@@ -133,9 +136,13 @@ class ChatService:
         """The app: answer `message` given the chat `history`, yielding the message as it grows."""
         yield from self.stream(message, self.ask(message, history))
 
-    def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None, topic: str | None = None):
+    def respond_ui(self, message: str, history: Sequence[dict] | None, records: dict | None, topic: str | None = None,
+                   request: gr.Request = None):
         """respond() plus a record of the answer (for feedback), as ChatInterface's extra output; `topic` is the
         chat's source-topic filter (empty: all).
+
+        Gradio fills `request` because of its annotation (ChatInterface's wrapper keeps this signature); its
+        username is the login name with BPO_AUTH_FILE, None without a login.
 
         The API reaches this with whatever a client sends: anything but text, a list and a dict counts as empty."""
         message = clean_text(message_text(message))[:MAX_MESSAGE_CHARS]
@@ -143,7 +150,8 @@ class ChatService:
         records = {k: v for k, v in records.items() if isinstance(k, int) and isinstance(v, dict)} \
             if isinstance(records, dict) else {}
         topic = topic if isinstance(topic, str) else None
-        answer = self.ask(message, history, topic, records)
+        user = getattr(request, "username", None)
+        answer = self.ask(message, history, topic, records, user if isinstance(user, str) else None)
         index = len(history) + 1  # the user message goes at len(history), this answer right after it
         records[index] = {
             "question": message,
