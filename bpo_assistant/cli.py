@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*", help="files or folders (default: the kb dir)")
     s.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true",
+                   help="print one JSON object: the report (the bar then shows only on a terminal)")
 
     s = sub.add_parser("status", help="embedder, documents, chunks, last ingest, keyword health check")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     c = kb.add_parser("check", help="validate kb/: front matter, twins, curated sources, stale curated answers")
     c.add_argument("--fix-hashes", action="store_true", help="re-stamp curated source_hash after a human review")
     c.add_argument("--json", action="store_true", help="print one JSON object: problems, routing notes")
-    kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
+    c = kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
+    c.add_argument("--json", action="store_true", help="print one JSON object: shares, counts, missing facts")
     a = kb.add_parser("add-question", help="add an expected question to a section's bank (one line; kb check runs)")
     a.add_argument("section", metavar="DOC#SECTION")
     a.add_argument("question")
@@ -59,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--update-baseline", action="store_true", help="write this run as the baseline")
     s.add_argument("--with-baseline-pipeline", action="store_true", help="also score the peer LangChain pipeline (hybrid, tuned on dev) side by side")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: only when stderr is a terminal)")
     s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="per-case time limit (default: evals.runner.DEFAULT_TIMEOUT_S)")
 
@@ -117,6 +122,28 @@ def _status_json(settings: Settings) -> int:
     return 0 if info.get("ready") and info.get("healthy") else 1
 
 
+def _ingest_json(settings: Settings, args: argparse.Namespace) -> int:
+    """Same run and exit codes as cli_ingest, but stdout carries exactly one JSON object, on failure too."""
+    from evals.cli import stdout_to_stderr, wants_progress
+    from ingest.pipeline import run_ingest
+
+    # a caller parsing stdout is rarely a terminal: a bar there would only fill its captured stderr
+    progress = not args.quiet and wants_progress(args)
+    with stdout_to_stderr():  # anything a library prints must not break the one-object contract
+        try:
+            report = run_ingest(settings, args.paths or None, rebuild=args.rebuild, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - as cli_ingest: any failure here is exit 2, nothing written
+            print(f"ingest failed: {exc}", file=sys.stderr)
+            payload, code = {"error": f"ingest failed: {exc}", "exit_code": 2}, 2
+        else:
+            for path, reason in report.failed:  # a human watching the log still sees what was skipped
+                print(f"ingest: skipped {path}: {reason}", file=sys.stderr)
+            code = 1 if report.failed else 0
+            payload = {**report.to_json(), "exit_code": code}
+    print(json.dumps(payload, ensure_ascii=False, indent=2))
+    return code
+
+
 def _kb_check_json(settings: Settings) -> int:
     from pathlib import Path
 
@@ -133,6 +160,8 @@ def _kb_check_json(settings: Settings) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     if cmd == "ingest":
+        if args.json:
+            return _ingest_json(settings, args)
         from ingest.pipeline import cli_ingest
 
         return cli_ingest(settings, args.paths, rebuild=args.rebuild, quiet=args.quiet)
@@ -157,7 +186,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from .owners.fixes import cli_add_question
 
             return cli_add_question(settings, args.section, args.question, args.lang)
-        return cli_coverage(settings)
+        return cli_coverage(settings, as_json=args.json)
     if cmd == "eval":
         from evals.runner import cli_eval
 

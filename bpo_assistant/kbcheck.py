@@ -225,11 +225,30 @@ def cli_check(settings: Settings, fix_hashes: bool = False) -> int:
     return 1 if problems else 0
 
 
-def cli_coverage(settings: Settings) -> int:
-    from evals.coverage import coverage
+def cli_coverage(settings: Settings, as_json: bool = False) -> int:
+    """Exit 0: every fact stated in both languages; 1: some are not (or the list is empty); 2: no readable list."""
+    import json
+    import sys
 
-    result = coverage(settings)
-    print(f"facts covered: ja {result['ja']:.0%}  en {result['en']:.0%}")
-    for miss in result.get("missing", []):
-        print(f"  missing: {miss}")
-    return 0 if result["ja"] == 1.0 and result["en"] == 1.0 else 1
+    from evals.coverage import CoverageError, coverage
+
+    try:
+        result = coverage(settings)
+    except (CoverageError, OSError) as exc:
+        print(f"kb coverage: {exc}", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"error": str(exc), "exit_code": 2}, ensure_ascii=False))
+        return 2
+    # an empty fact list proves nothing, so it is not a pass (its shares are None)
+    code = 0 if result["ja"] == 1.0 and result["en"] == 1.0 else 1
+    if as_json:
+        print(json.dumps({**result, "exit_code": code}, ensure_ascii=False, indent=2))
+        return code
+
+    def share(x):
+        return "n/a" if x is None else f"{x:.0%}"
+
+    print(f"facts covered: ja {share(result['ja'])}  en {share(result['en'])} (of {result['facts']})")
+    for miss in result["missing"]:
+        print(f"  missing [{miss['lang']}] {miss['id']}: {miss['reason']} ({miss['fact']})")
+    return code

@@ -59,6 +59,18 @@ def stdout_to_stderr():
             os.close(saved)
 
 
+def wants_progress(args) -> bool:
+    """--progress/--no-progress if given, else whether stderr is a terminal: a redrawn bar in a CI log is a wall
+    of carriage returns."""
+    flag = getattr(args, "progress", None)
+    if flag is not None:
+        return bool(flag)
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        return False
+
+
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -112,7 +124,8 @@ def _run(settings, args, assistant_factory, peer_factory) -> tuple[int, dict]:
     index = getattr(assistant, "index", None)
     # One unscored question first so model loading and tokenizer start-up do not land in case 1's latency.
     _, _, _, warmup_ms = call_with_timeout(lambda: assistant.ask(WARMUP_QUESTION, ()), timeout_s)
-    run = run_suite(cases, assistant.ask, index, timeout_s, progress=True)
+    progress = wants_progress(args)
+    run = run_suite(cases, assistant.ask, index, timeout_s, progress=progress)
     payload = {**run, "suites": [str(s) for s in suites], "problems": problems, "timeout_s": timeout_s,
                "warmup_ms": round(warmup_ms, 1), "embedder": settings.embedder}
     code = 0
@@ -124,7 +137,7 @@ def _run(settings, args, assistant_factory, peer_factory) -> tuple[int, dict]:
             try:
                 # unscored warm-up, as for ours: first-query start-up must not land in case 1's latency
                 call_with_timeout(lambda: peer.ask(WARMUP_QUESTION, ()), timeout_s)
-                peer_run = run_suite(cases, peer.ask, index, timeout_s, progress=True, desc="peer")
+                peer_run = run_suite(cases, peer.ask, index, timeout_s, progress=progress, desc="peer")
             finally:
                 getattr(peer, "close", lambda: None)()
             peer_summary = payload["baseline_pipeline"] = compare_pipelines(run, peer_run)

@@ -125,14 +125,14 @@ def compare_pipelines(ours: dict, peer: dict) -> dict:
     return out
 
 
-def make_assistant(settings):
+def make_assistant(settings, progress: bool = True):
     """The real assistant over a fresh-enough index (tests monkeypatch this or pass assistant_factory)."""
     from bpo_assistant.assistant import Assistant
     from bpo_assistant.embeddings import make_embedder
     from ingest.pipeline import ensure_index
 
     embedder = make_embedder(settings.embedder, settings)  # loaded once: ingest, the assistant and the peer pipeline share it
-    ensure_index(settings, embedder=embedder, progress=True)
+    ensure_index(settings, embedder=embedder, progress=progress)
     return Assistant.from_settings(settings, embedder=embedder)
 
 
@@ -143,6 +143,10 @@ def make_peer_pipeline(settings, embedder=None):
 
 
 def cli_eval(settings, args, *, assistant_factory=None, peer_factory=None) -> int:
-    from .cli import run_cli
+    from .cli import run_cli, wants_progress
 
-    return run_cli(settings, args, assistant_factory or make_assistant, peer_factory or make_peer_pipeline)
+    if assistant_factory is None:
+        # a first run builds the index before the cases: its embedding bar follows the same TTY rule
+        progress = wants_progress(args)
+        assistant_factory = lambda s: make_assistant(s, progress=progress)  # noqa: E731
+    return run_cli(settings, args, assistant_factory, peer_factory or make_peer_pipeline)

@@ -70,6 +70,25 @@ class IngestReport:
             lines += [f"  {path}: {reason}" for path, reason in self.failed]
         return "\n".join(lines)
 
+    def to_json(self) -> dict:
+        """The report as `ingest --json` prints it; empty strings become null so callers test presence, not ''."""
+        return {
+            "written": self.written,
+            "documents": self.documents,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
+            "chunks": self.chunks,
+            "sentences": self.sentences,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "timings": {stage: round(s, 3) for stage, s in self.timings.items()},
+            "generation": self.generation or None,
+            "rebuilt": self.rebuilt or None,
+        }
+
 
 def chunking_params(settings: Settings) -> dict:
     return {"chunker": CHUNKER_VERSION, "chunk_size": settings.chunk_size,
