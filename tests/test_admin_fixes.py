@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bpo_assistant.owners import kpi
 from bpo_assistant.owners.fixes import FixError, add_case, add_expected_question, reingest, suite_case
 from conftest import make_settings, write_doc
 
@@ -186,8 +187,10 @@ def test_the_loop_refused_question_to_queue_to_fix_to_answered(tmp_path):
     assert assistant.ask(question).refused
     qlog.flush()
     svc, admin = AdminService(assistant, settings, _Demo("127.0.0.1")), _Request()
-    rows, _, picks, kpis, plot = svc.load(admin)
+    rows, _, picks, kpis, plot, weeks, reasons = svc.load(admin)
     assert kpis[-1][1:4] == [1, "0%", "100%"]  # one question today, refused
+    assert weeks[-1][1:4] == [1, "0%", "100%"] and weeks[-1][0] == kpi.week_of(time.time())
+    assert len(reasons) == 1 and reasons[0][0] == weeks[-1][0] and reasons[0][2:] == [1, "100%", "100%"]
     assert set(plot["metric"]) == {"回答率 / answer rate", "拒否率 / refusal rate"}
     (qid,) = [i.id for i in items(settings) if i.question == question]
     assert any(r[4] == question for r in rows) and f"q{qid}" in picks

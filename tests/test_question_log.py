@@ -140,10 +140,72 @@ def test_daily_kpis_match_a_hand_count(tmp_path):
         with __import__("sqlite3").connect(settings.data_path("feedback.sqlite")) as conn:
             conn.execute("UPDATE feedback SET created = ? WHERE id = ?", (noon + 150, fid))
     days = daily(settings)
-    assert [(d.day, d.asked, d.answered, d.refused, d.rated, d.disliked) for d in days] == [
+    assert [(d.period, d.asked, d.answered, d.refused, d.rated, d.disliked) for d in days] == [
         ("2026-11-30", 4, 3, 1, 2, 1), ("2026-12-01", 2, 0, 2, 0, 0)]
     assert (days[0].answer_rate, days[0].refusal_rate, days[0].dislike_rate) == (0.75, 0.25, 0.5)
     assert days[1].row()[2:5] == ["0%", "100%", "–"]
+    assert (days[0].row()[6], days[1].row()[6]) == ("0%", "–")  # no curated answer; no answer at all
+
+
+def _at(day: str) -> float:
+    return time.mktime(time.strptime(f"{day} 12:00", "%Y-%m-%d %H:%M"))
+
+
+def _answer_event(day: str, kind: str, reason: str = "", channel: str = "") -> AnswerEvent:
+    refused = kind in ("refusal", "error")
+    answer = Answer("…", refused=refused, kind=kind, reason=reason)
+    return AnswerEvent("質問", "ja", None, answer, (), 1.0, "g", channel, None, _at(day))
+
+
+def test_weekly_kpis_refusal_reasons_and_curated_share_match_a_hand_count(tmp_path):
+    from bpo_assistant.owners.kpi import daily, weekly
+
+    settings = make_settings(tmp_path / "data")
+    qlog = QuestionLog(settings)
+    # 2026-W52 is 12-21 (Mon) … 12-27 (Sun). 2026 begins on a Thursday, so it has a week 53, which holds 2027-01-01.
+    for ev in [_answer_event("2026-12-21", "curated"), _answer_event("2026-12-22", "extractive"),
+               _answer_event("2026-12-23", "refusal", "weak dense match 0.812"),
+               _answer_event("2026-12-27", "refusal", "weak dense match 0.790"),
+               _answer_event("2026-12-27", "refusal", "names 'トヨタ', which the kb does not mention"),
+               _answer_event("2026-12-28", "refusal", "names 'ソニー', which the kb does not mention"),
+               _answer_event("2027-01-01", "curated"), _answer_event("2027-01-02", "error"),
+               _answer_event("2027-01-02", "refusal", "weak dense match 0.7", channel="admin"),  # not counted
+               _answer_event("2027-01-04", "comparison")]:
+        qlog(ev)
+    qlog.close()
+    weeks = weekly(settings)
+    assert [(w.period, w.asked, w.answered, w.refused, w.curated) for w in weeks] == [
+        ("2026-W52", 5, 2, 3, 1), ("2026-W53", 3, 1, 2, 1), ("2027-W01", 1, 1, 0, 0)]
+    names = "names …, which the kb does not mention"
+    assert [w.reasons for w in weeks] == [(("weak dense match", 2), (names, 1)), (("error", 1), (names, 1)), ()]
+    assert (weeks[0].curated_share, weeks[1].curated_share, weeks[2].curated_share) == (0.5, 1.0, 0.0)
+    assert weeks[0].reason_rate("weak dense match") == 0.4 and weeks[0].reason_rate("error") == 0.0
+    assert weeks[0].row() == ["2026-W52", 5, "40%", "60%", "–", 0, "50%"]
+    assert weeks[0].reason_rows() == [["2026-W52", "weak dense match", 2, "40%", "67%"],
+                                      ["2026-W52", names, 1, "20%", "33%"]]
+    # the same rows by day: the ISO week is the sum of its days
+    days = daily(settings)
+    assert sum(d.asked for d in days if d.period <= "2026-12-27") == weeks[0].asked
+    assert [d.period for d in days][-3:] == ["2027-01-01", "2027-01-02", "2027-01-04"]
+    assert len(weekly(settings, since=_at("2026-12-28") - 3600)) == 2
+
+
+@pytest.mark.parametrize("reason, kind, category", [
+    ("weak dense match 0.812", "refusal", "weak dense match"),
+    ("question words unknown to the kb (0.33)", "refusal", "question words unknown to the kb"),
+    ("names 'トヨタ', which the kb does not mention", "refusal", "names …, which the kb does not mention"),
+    ("compares places the kb does not describe (大阪, 福岡)", "refusal", "compares places the kb does not describe"),
+    ("asks about a law (派遣法) the kb does not cover", "refusal", "asks about a law the kb does not cover"),
+    ("請負 is covered outside topic overview", "refusal", "covered outside the topic filter"),
+    ("asks for a price, wage or market size the kb does not state", "refusal",
+     "asks for a price, wage or market size the kb does not state"),
+    ("", "error", "error"),
+    ("", "", "unknown"),
+])
+def test_a_refusal_reason_loses_only_its_details(reason, kind, category):
+    from bpo_assistant.owners.kpi import reason_category
+
+    assert reason_category(reason, kind) == category
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("BPO_TEST_POSTGRES_URL"),
@@ -152,7 +214,7 @@ def test_the_same_tables_work_on_postgresql(tmp_path):
     import os
 
     from bpo_assistant.owners.db import OUT_OF_SCOPE, metadata
-    from bpo_assistant.owners.kpi import daily
+    from bpo_assistant.owners.kpi import daily, weekly
     from bpo_assistant.owners.triage import items, set_status
 
     settings = make_settings(tmp_path / "data", database_url=os.environ["BPO_TEST_POSTGRES_URL"], log_days=30)
@@ -170,4 +232,5 @@ def test_the_same_tables_work_on_postgresql(tmp_path):
     assert set_status(settings, [item.id], OUT_OF_SCOPE, "sato") == ([item.id], [])
     assert "already 対象外 by sato" in set_status(settings, [item.id], OUT_OF_SCOPE, "suzuki")[1][0]
     assert [(d.asked, d.refused) for d in daily(settings)] == [(2, 1)]
+    assert [(w.asked, w.refused, w.curated) for w in weekly(settings)] == [(2, 1, 0)]
     assert engine.dialect.name == "postgresql"

@@ -1,14 +1,23 @@
-"""KPIs of the question log, per day: the figures FAQ products report, each with its formula.
+"""KPIs of the question log, per day and per ISO week: the figures FAQ products report, each with its formula.
 
     質問数 / questions     rows in the log (the admin's own re-checks, channel "admin", are not counted)
     回答率 / answer rate   answered ÷ asked, answered = not refused
-    拒否率 / refusal rate  refused ÷ asked
+    拒否率 / refusal rate  refused ÷ asked, also split by reason category (reason_category)
     低評価率 / dislike rate  👎 ÷ rated (rows linked to a 👍 or 👎 in the feedback store)
+    キュレート回答率 / curated share  answers of kind "curated" ÷ answered
+
+The refusal reason needs no column of its own: question_log.reason already holds Answer.reason. That text carries
+the case's details (「weak dense match 0.812」, 「names 'トヨタ', …」), so it is reduced to a category when counted,
+not when stored: the raw reason stays for triage, and a category rule changed later applies to the old rows too.
 """
 
 from __future__ import annotations
 
+import datetime
+import re
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,18 +29,41 @@ from .qlog import link_feedback
 FORMULAS = {
     "answer_rate": "回答率 = 回答できた質問 ÷ 質問数 (answered ÷ asked; answered = not refused)",
     "refusal_rate": "拒否率 = 拒否した質問 ÷ 質問数 (refused ÷ asked)",
+    "reason_rate": "理由別拒否率 = その理由で拒否した質問 ÷ 質問数 (refused for that reason ÷ asked)",
     "dislike_rate": "低評価率 = 👎 ÷ 評価された回答 (dislike rate = 👎 ÷ rated)",
+    "curated_share": "キュレート回答率 = キュレート回答 ÷ 回答できた質問 (curated-hit share = kind curated ÷ answered)",
 }
+
+# Reasons whose variable part is not a number, a quote or a parenthesis: one category each.
+_NAMED = ((re.compile(r" is covered outside topic "), "covered outside the topic filter"),)
+_DETAILS = re.compile(r"\s*[(（][^)）]*[)）]")  # 「(0.33)」「(派遣法)」「(大阪, 福岡)」
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|「[^」]*」")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def reason_category(reason: str, kind: str = "") -> str:
+    """The refusal reason without its case's details, so equal causes count together. A reason nobody wrote
+    (an error answer) counts under its kind."""
+    text = (reason or "").strip()
+    if not text:
+        return kind or "unknown"
+    for pattern, name in _NAMED:
+        if pattern.search(text):
+            return name
+    text = _NUMBER.sub("", _QUOTED.sub("…", _DETAILS.sub("", text)))
+    return " ".join(text.split()).strip(" :,.")[:80] or kind or "unknown"
 
 
 @dataclass(frozen=True)
-class DayKpi:
-    day: str  # YYYY-MM-DD, local time
+class Kpi:
+    period: str  # YYYY-MM-DD for a day, YYYY-Www for an ISO week; local time
     asked: int
     answered: int
     refused: int
     rated: int
     disliked: int
+    curated: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()  # refusals per reason_category, most frequent first
 
     @property
     def answer_rate(self) -> float:
@@ -45,28 +77,76 @@ class DayKpi:
     def dislike_rate(self) -> float:
         return self.disliked / self.rated if self.rated else 0.0
 
+    @property
+    def curated_share(self) -> float:
+        return self.curated / self.answered if self.answered else 0.0
+
+    def reason_rate(self, reason: str) -> float:
+        return dict(self.reasons).get(reason, 0) / self.asked if self.asked else 0.0
+
     def row(self) -> list:
-        return [self.day, self.asked, f"{self.answer_rate:.0%}", f"{self.refusal_rate:.0%}",
-                f"{self.dislike_rate:.0%}" if self.rated else "–", self.rated]
+        return [self.period, self.asked, f"{self.answer_rate:.0%}", f"{self.refusal_rate:.0%}",
+                f"{self.dislike_rate:.0%}" if self.rated else "–", self.rated,
+                f"{self.curated_share:.0%}" if self.answered else "–"]
+
+    def reason_rows(self) -> list[list]:
+        return [[self.period, reason, n, f"{n / self.asked:.0%}", f"{n / self.refused:.0%}"]
+                for reason, n in self.reasons]
 
 
-COLUMNS = ["日付 / day", "質問数 / asked", "回答率 / answer rate", "拒否率 / refusal rate", "低評価率 / dislike rate",
-           "評価数 / rated"]
+COLUMNS = ["期間 / period", "質問数 / asked", "回答率 / answer rate", "拒否率 / refusal rate", "低評価率 / dislike rate",
+           "評価数 / rated", "キュレート回答率 / curated share"]
+REASON_COLUMNS = ["期間 / period", "拒否理由 / reason", "件数 / count", "理由別拒否率 / ÷ asked", "拒否内の割合 / ÷ refused"]
 
 
-def daily(settings: Settings, since: float | None = None) -> list[DayKpi]:
-    """One DayKpi per day with questions, oldest first."""
+def day_of(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(at))
+
+
+def week_of(at: float) -> str:
+    # ISO 8601 weeks (Monday first; the week of 2026-12-31 may be 2026-W53, of 2027-01-01 too): a week never
+    # splits at a year's end, so weekly rows compare like with like.
+    year, week, _ = datetime.date.fromtimestamp(at).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def daily(settings: Settings, since: float | None = None) -> list[Kpi]:
+    """One Kpi per day with questions, oldest first."""
+    return aggregate(log_rows(settings, since), day_of)
+
+
+def weekly(settings: Settings, since: float | None = None) -> list[Kpi]:
+    """One Kpi per ISO week with questions, oldest first."""
+    return aggregate(log_rows(settings, since), week_of)
+
+
+def log_rows(settings: Settings, since: float | None = None) -> list:
+    """(at, refused, rating, kind, reason) of every counted question, 👍/👎 linked first; for aggregate()."""
     link_feedback(settings)
-    stmt = select(questions.c.at, questions.c.refused, questions.c.rating).where(questions.c.channel != "admin")
+    c = questions.c
+    stmt = select(c.at, c.refused, c.rating, c.kind, c.reason).where(c.channel != "admin")
     if since is not None:
-        stmt = stmt.where(questions.c.at >= since)
-    days: dict[str, list[int]] = {}
+        stmt = stmt.where(c.at >= since)
     with engine_for(settings).connect() as conn:
-        for at, refused, rating in conn.execute(stmt):
-            d = days.setdefault(time.strftime("%Y-%m-%d", time.localtime(at)), [0, 0, 0, 0, 0])
-            d[0] += 1
-            d[1 if not refused else 2] += 1
-            if rating is not None:
-                d[3] += 1
-                d[4] += rating < 0
-    return [DayKpi(day, *counts) for day, counts in sorted(days.items())]
+        return conn.execute(stmt).all()
+
+
+def aggregate(rows: Iterable, period_of: Callable[[float], str]) -> list[Kpi]:
+    """rows of (at, refused, rating, kind, reason) → one Kpi per period, oldest first."""
+    counts: dict[str, list[int]] = {}
+    reasons: dict[str, Counter] = {}
+    for at, refused, rating, kind, reason in rows:
+        key = period_of(at)
+        d = counts.setdefault(key, [0, 0, 0, 0, 0, 0])
+        d[0] += 1
+        if refused:
+            d[2] += 1
+            reasons.setdefault(key, Counter())[reason_category(reason, kind)] += 1
+        else:
+            d[1] += 1
+            d[5] += kind == "curated"
+        if rating is not None:
+            d[3] += 1
+            d[4] += rating < 0
+    return [Kpi(key, *d, reasons=tuple(sorted(reasons.get(key, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))))
+            for key, d in sorted(counts.items())]

@@ -60,7 +60,7 @@ class AdminService:
         return gr.Tab(visible=ok), notice if ok else ""
 
     def load(self, request: gr.Request):
-        """Queue table, question choices and their selection map, KPI table."""
+        """Queue table, question choices and their selection map, then the KPIs (see kpis())."""
         self._who(request)
         themes = triage.queue(self.settings, self.assistant)
         rows, choices, picks = [], [], {}
@@ -73,20 +73,28 @@ class AdminService:
             for i in th.items:
                 choices.append((f"  #{i.id} [{i.status}] {i.question}", f"q{i.id}"))
                 picks[f"q{i.id}"] = [[i.id, i.question, i.lang]]
-        return (rows, gr.update(choices=choices, value=None), picks, self.kpi_rows(), self.kpi_plot())
+        return (rows, gr.update(choices=choices, value=None), picks, *self.kpis())
 
-    def kpi_rows(self) -> list[list]:
-        return [d.row() for d in kpi.daily(self.settings)]
+    def kpis(self) -> tuple:
+        """Daily table, daily plot, weekly table, weekly refusals by reason: one read of the log for all four."""
+        logged = kpi.log_rows(self.settings)
+        days, weeks = kpi.aggregate(logged, kpi.day_of), kpi.aggregate(logged, kpi.week_of)
+        return ([d.row() for d in days], self.kpi_plot(days), [w.row() for w in weeks],
+                [r for w in reversed(weeks) for r in w.reason_rows()])  # the latest week on top
 
-    def kpi_plot(self):
-        """The same daily figures as the table, as lines: one per rate (the dislike rate only on rated days)."""
+    def kpi_plot(self, days: list):
+        """The same daily figures as the table, as lines: one per rate (the dislike rate only on rated days, the
+        curated share only on days with answers)."""
         import pandas as pd
 
         rows = []
-        for d in kpi.daily(self.settings):
-            rows += [(d.day, "回答率 / answer rate", d.answer_rate), (d.day, "拒否率 / refusal rate", d.refusal_rate)]
+        for d in days:
+            rows += [(d.period, "回答率 / answer rate", d.answer_rate),
+                     (d.period, "拒否率 / refusal rate", d.refusal_rate)]
             if d.rated:
-                rows.append((d.day, "低評価率 / dislike rate", d.dislike_rate))
+                rows.append((d.period, "低評価率 / dislike rate", d.dislike_rate))
+            if d.answered:
+                rows.append((d.period, "キュレート回答率 / curated share", d.curated_share))
         return pd.DataFrame(rows, columns=["day", "metric", "rate"])
 
     def sections(self, pick: str | None, picks: dict, request: gr.Request):
@@ -234,12 +242,17 @@ def admin_tab(demo, assistant, settings: Settings) -> None:
             b_case = gr.Button("スイートに追加 / Add to suite", elem_id="bpo-admin-add-case")
         result = gr.Markdown("", elem_id="bpo-admin-result")
         gr.Markdown("### KPI\n\n" + "\n".join(f"- {f}" for f in kpi.FORMULAS.values()))
-        kpi_df = gr.Dataframe(headers=kpi.COLUMNS, value=[], interactive=False, elem_id="bpo-admin-kpi")
+        kpi_df = gr.Dataframe(headers=kpi.COLUMNS, value=[], interactive=False, label="日次 / daily",
+                              elem_id="bpo-admin-kpi")
         kpi_plot = gr.LinePlot(None, x="day", y="rate", color="metric", y_lim=[0, 1], elem_id="bpo-admin-kpi-plot",
                                label="KPI / day", x_title="日付 / day", y_title="率 / rate")
+        kpi_week = gr.Dataframe(headers=kpi.COLUMNS, value=[], interactive=False, label="週次 (ISO週) / weekly (ISO week)",
+                                elem_id="bpo-admin-kpi-week")
+        kpi_reasons = gr.Dataframe(headers=kpi.REASON_COLUMNS, value=[], interactive=False, wrap=True,
+                                   label="拒否理由別 (週次) / refusals by reason (weekly)", elem_id="bpo-admin-kpi-reasons")
 
     demo.load(svc.gate, None, [tab, notice], queue=False, **ui)
-    loaded = [queue_df, pick, picks, kpi_df, kpi_plot]
+    loaded = [queue_df, pick, picks, kpi_df, kpi_plot, kpi_week, kpi_reasons]
     tab.select(svc.load, None, loaded, **ui)
     refresh.click(svc.load, None, loaded, **ui)
     pick.change(svc.sections, [pick, picks], [section, section_text], **ui)
