@@ -17,13 +17,21 @@ from .text import nouns, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
-    r"いくら|何円|何万円|何億|何兆|金額|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|"
-    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|"
+    r"いくら|何円|何万円|何億|何兆|金額|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|上限額|株価|銘柄|"
+    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|stock price|share price|"
     r"(usual|typical|average|standard|normal)\s+(\w+\s+)?(fee|price|cost|rate)s?\b",
     re.I,
 )
 _MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
-_ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|percent|percentage|what share", re.I)
+_ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|成長率|伸び率|CAGR|シェアは|シェアを|percent|percentage|what share|"
+                           r"growth rate|market share", re.I)
+# Public subsidies (補助金, 助成金): the kb names none.
+_ASKS_SUBSIDY = re.compile(r"補助金|助成金|給付金|subsid|\bgrants?\b", re.I)
+# What one named firm did or charges (「トランスコスモスの導入事例」): asked of a katakana word the kb never uses, that
+# word is a company name MeCab does not know (it splits トランスコスモス into two common nouns).
+# Only a long word before the ask counts: short loanwords (パターン, プラン) are ordinary words the kb happens not to use.
+_ASKS_OF_A_FIRM = re.compile(r"事例|実績|料金|評判|口コミ|サービス内容|株価|年収|case stud|reviews?", re.I)
+_KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{6,}")
 _ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
 _ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
 # "How long does a BPO contract last" asks for years; "how long does it take to get … up and running" asks for the
@@ -38,9 +46,9 @@ _TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|
 _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
-    r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top \d+|ranking|recommend (a|some) (vendor|compan)|"
+    r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top (\d+|three|five|ten)\b|ranking|recommend (a|some) (vendor|compan)|"
     r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
-    r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ|"
+    r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ(?!まで)|"
     r"どこが(一番|いちばん|おすすめ)|(どの|どこの|どっちの|どちらの)国|which countr|"
     r"largest|biggest|most popular|leading (bpo )?(compan|vendor|provider)",
     re.I,
@@ -117,14 +125,21 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks for company names or rankings the kb does not hold"
     if _ASKS_LAW.search(question):
         return "asks for a legal article the kb does not hold"
+    if _ASKS_SUBSIDY.search(question) and not _ASKS_SUBSIDY.search(evidence):
+        return "asks about public subsidies the kb does not cover"
     if _ASKS_TAX.search(question) and not _ASKS_TAX.search(evidence):
         return "asks about tax or stamp duty the kb does not cover"
     return None
 
 
-def foreign_subject(question: str, vocab, kb_texts) -> str | None:
+def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> str | None:
     """Why no kb sentence can answer the question whatever is retrieved: it compares places the kb never names
-    (「ベトナムとフィリピン、どっちが安い？」) or asks about a statute no kb text names (「派遣法の規制は？」)."""
+    (「ベトナムとフィリピン、どっちが安い？」), asks about a statute no kb text names (「派遣法の規制は？」), or asks for
+    a case or price of a firm whose katakana name the kb never uses."""
+    if ask := _ASKS_OF_A_FIRM.search(question):
+        for word in _KATAKANA_RUN.findall(question[: ask.start()]):
+            if word not in loanwords and not any(word in t for t in kb_texts()):
+                return f"names {word!r}, which the kb does not mention"
     places = [p for p in place_names(question) if p not in vocab]
     if len(places) >= 2 and _COMPARES.search(question):
         return f"compares places the kb does not describe ({', '.join(places)})"
@@ -142,6 +157,6 @@ def scope(turn, kb, settings):
 
     if not turn.asked:
         return None
-    reason = foreign_subject(turn.asked, kb.vocab, lambda: (text for _, _, text in kb.sections.values()))
+    reason = foreign_subject(turn.asked, kb.vocab, lambda: (text for _, _, text in kb.sections.values()), kb.loanwords)
     return refuse(turn, kb, reason) if reason else None
 

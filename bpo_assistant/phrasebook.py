@@ -45,7 +45,7 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     ),
     "premise": (  # 「結局コスト削減でしょ？」「任せっきりで大丈夫ですよね？」: a belief to confirm or correct
         re.compile(r"でしょ[？?]|でしょ$|よね[？?]|よね$|のでは[？?]|のでは$|じゃないの|んじゃない|にすぎない|所詮|しょせん|"
-                   r"大丈夫|楽できる|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
+                   r"大丈夫|楽できる|理解で(OK|ok|いい|合って|あって)|という理解|ってことで(いい|OK)|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
                    r"aren't\s+they|\bjust\s+(a|an|about)\b|\bonly\s+about\b|\bbasically\b|"
                    r"is\s+it\s+(ok|fine|safe)\s+to", re.I),
         # the kb's correcting sentences: 「…だけの手段ではなく」「任せきりにせず」「…だけにとどまりません」

@@ -154,14 +154,23 @@ def proper_nouns(text: str) -> list[str]:
            and len(w.surface) > 1]
     # A capital opening an English sentence is grammar; opening a Japanese one (「Pythonで…」) it is a name.
     latin = _CAPITALISED_ANYWHERE if _KANA.search(text) else _CAPITALISED
-    out += [m.group(1).lower() for m in latin.finditer(text.strip())]
+    out += [m.group(1).lower() for m in latin.finditer(text.strip()) if m.group(1).lower() not in HOME_EN]
     return list(dict.fromkeys(out))
 
 
+# English has no tagger here: the places an English question about Japanese BPO tends to name (「in Japan」 is context,
+# not a company), and the offshore countries a comparison names.
+PLACES_EN = frozenset("japan tokyo osaka asia vietnam philippines india china thailand malaysia indonesia korea "
+                      "taiwan singapore bangladesh".split())
+HOME_EN = frozenset("japan tokyo osaka".split())  # the kb's own setting: context, not a subject it lacks
+
+
 def place_names(text: str) -> list[str]:
-    """MeCab's place names (ベトナム, フィリピン, 大阪), lower-cased like the kb vocabulary."""
-    return list(dict.fromkeys(w.surface.lower() for w in _tagger()(normalize(text))
-                              if getattr(w.feature, "pos3", "") == "地名"))
+    """MeCab's place names (ベトナム, フィリピン, 大阪) and PLACES_EN, lower-cased like the kb vocabulary."""
+    text = normalize(text)
+    out = [w.surface.lower() for w in _tagger()(text) if getattr(w.feature, "pos3", "") == "地名"]
+    out += [w for w in re.findall(r"[A-Za-z]+", text.lower()) if w in PLACES_EN]
+    return list(dict.fromkeys(out))
 
 
 _HIRAGANA_RUN = re.compile(r"[\u3041-\u3096ー]{3,}")

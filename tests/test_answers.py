@@ -89,6 +89,10 @@ def test_out_of_scope_questions_are_refused(assistant, question):
     ("オフショアならベトナムとフィリピン、どっちが安い？", "compares places"),  # would be the curated offshore answer
     ("BPOと人材派遣の違いは？派遣法の規制はかかりますか？", "派遣法"),  # would be the comparison table
     ("BPOサービスの料金プランと最低契約期間を教えてください。", "contract term"),  # the kb's 3〜4ヶ月 is a lead time
+    ("トランスコスモスがBPOを受託した導入事例を教えて", "トランスコスモス"),  # MeCab splits it into two common nouns
+    ("BPO導入に使える国の補助金の名前を教えて", "subsid"),
+    ("BPO市場の今後5年間の年平均成長率は？", "percentage"),
+    ("BPO関連銘柄の来年の株価は？", "price"),
 ])
 def test_what_no_kb_sentence_holds_is_refused_with_why(assistant, question, why):
     a = assistant.ask(question)
@@ -96,7 +100,9 @@ def test_what_no_kb_sentence_holds_is_refused_with_why(assistant, question, why)
 
 
 def test_questions_near_those_refusals_are_still_answered(assistant):
-    for q in ("オフショアBPOが広がっている理由は？", "法律で必ず請負契約にしなければならないの？", "BPOの料金体系にはどんな種類がある？"):
+    for q in ("オフショアBPOが広がっている理由は？", "法律で必ず請負契約にしなければならないの？", "BPOの料金体系にはどんな種類がある？",
+              "BPOの料金体系にはどんなパターンがありますか", "準委任で頼んだ場合、業者はどこまで責任を負うんですか",
+              "What contract types are used for BPO in Japan?"):
         a = assistant.ask(q)
         assert not a.refused and a.citations, (q, a.reason)
 

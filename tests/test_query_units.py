@@ -223,7 +223,7 @@ def test_lead_time_questions_are_not_mistaken_for_contract_length():
 def test_premise_intent_is_a_belief_not_a_plain_question():
     from bpo_assistant.phrasebook import answers_intent, intents
 
-    for q in ("BPOって結局ただのコスト削減策でしょ？", "業者に任せっきりで大丈夫ですよね？",
+    for q in ("BPOって結局ただのコスト削減策でしょ？", "業者に任せっきりで大丈夫ですよね？", "BPOってコスト削減のためって理解でOK？",
               "BPOなんて所詮コストカットの手段にすぎないのでは？", "Isn't BPO basically just a way to cut headcount?"):
         assert "premise" in intents(q), q
     for q in ("BPOとは何ですか？", "BPO導入の注意点を教えてください", "どうすればよいでしょうか", "ただの外注とBPOの違いは？"):
