@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from bpo_assistant.owners.kpi import week_of
 from conftest import free_port, make_settings
 from test_admin_fixes import _tiny_kb
 from test_ui_browser import CHROMIUM_ARGS, CHROMIUM, TIMEOUT_MS, _is_local, _require_chromium
@@ -83,6 +84,11 @@ def test_refused_question_is_fixed_from_the_admin_tab_and_then_answered(loop_ser
         assert "office#parking" in result.inner_text()
         pg.screenshot(path=str(shots / "admin-fix.png"), full_page=True)
         pg.locator("#bpo-admin-kpi-plot").scroll_into_view_if_needed()
+        week = week_of(time.time())
+        for table in ("#bpo-admin-kpi-week", "#bpo-admin-kpi-reasons"):  # this week's row; the refusal's reason
+            pg.wait_for_function("([sel, w]) => (document.querySelector(sel) || {}).textContent?.includes(w)",
+                                 arg=[table, week])
+        pg.locator("#bpo-admin-kpi-reasons").scroll_into_view_if_needed()
         pg.screenshot(path=str(shots / "admin-dashboard.png"), full_page=True)
         pg.get_by_role("tab", name="チャット").first.click()
         second = _ask(pg, QUESTION)
