@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--only-negative", action="store_true")
     e.add_argument("--out", help="file to write (default: stdout)")
 
+    s = sub.add_parser("log", help="the question log")
+    lg = s.add_subparsers(dest="log_command", required=True)
+    st = lg.add_parser("stats", help="KPIs per ISO week and per day, refusals by reason (the admin tab's figures)")
+    st.add_argument("--since", metavar="YYYY-MM-DD", help="only questions from this local date on")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+
     s = sub.add_parser("triage", help="refused, 👎 and low-confidence questions from the question log, as themes")
     s.add_argument("--status", action="append", help="未対応 対応中 対応済み 対象外 (repeatable; default: 未対応, 対応中)")
     s.add_argument("--json", action="store_true", help="print one JSON list of themes")
@@ -203,6 +209,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from .feedback import cli_export
 
         return cli_export(settings, only_negative=args.only_negative, out=args.out)
+    if cmd == "log":
+        from .owners.kpi import cli_stats
+
+        return cli_stats(settings, args.since, as_json=args.json)
     if cmd == "triage":
         from .owners.triage import cli_triage
 

@@ -234,3 +234,23 @@ def test_the_same_tables_work_on_postgresql(tmp_path):
     assert [(d.asked, d.refused) for d in daily(settings)] == [(2, 1)]
     assert [(w.asked, w.refused, w.curated) for w in weekly(settings)] == [(2, 1, 0)]
     assert engine.dialect.name == "postgresql"
+
+
+def test_log_stats_cli_prints_the_same_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPO_DATA_DIR", str(tmp_path / "data"))
+    settings = make_settings(tmp_path / "data")
+    qlog = QuestionLog(settings)
+    for ev in [_answer_event("2026-12-31", "curated"), _answer_event("2027-01-01", "refusal", "weak dense match 0.8"),
+               _answer_event("2027-01-05", "extractive")]:
+        qlog(ev)
+    qlog.close()
+    assert main(["log", "stats", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(w["period"], w["asked"], w["curated_share"]) for w in out["weekly"]] == [("2026-W53", 2, 1.0),
+                                                                                     ("2027-W01", 1, 0.0)]
+    assert out["weekly"][0]["refusals_by_reason"] == [{"reason": "weak dense match", "count": 1, "rate": 0.5}]
+    assert [d["period"] for d in out["daily"]] == ["2026-12-31", "2027-01-01", "2027-01-05"]
+    assert main(["log", "stats", "--since", "2027-01-01"]) == 0
+    text = capsys.readouterr().out
+    assert "2026-W53\t1\t0%\t100%" in text and "2026-12-31" not in text and "weak dense match\t1" in text
+    assert main(["log", "stats", "--since", "01/01/2027"]) == 2

@@ -14,7 +14,9 @@ not when stored: the raw reason stays for triage, and a category rule changed la
 from __future__ import annotations
 
 import datetime
+import json
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -89,6 +91,14 @@ class Kpi:
                 f"{self.dislike_rate:.0%}" if self.rated else "–", self.rated,
                 f"{self.curated_share:.0%}" if self.answered else "–"]
 
+    def to_json(self) -> dict:
+        return {"period": self.period, "asked": self.asked, "answered": self.answered, "refused": self.refused,
+                "rated": self.rated, "disliked": self.disliked, "curated": self.curated,
+                "answer_rate": self.answer_rate, "refusal_rate": self.refusal_rate,
+                "dislike_rate": self.dislike_rate if self.rated else None,
+                "curated_share": self.curated_share if self.answered else None,
+                "refusals_by_reason": [{"reason": r, "count": n, "rate": n / self.asked} for r, n in self.reasons]}
+
     def reason_rows(self) -> list[list]:
         return [[self.period, reason, n, f"{n / self.asked:.0%}", f"{n / self.refused:.0%}"]
                 for reason, n in self.reasons]
@@ -150,3 +160,28 @@ def aggregate(rows: Iterable, period_of: Callable[[float], str]) -> list[Kpi]:
             d[4] += rating < 0
     return [Kpi(key, *d, reasons=tuple(sorted(reasons.get(key, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))))
             for key, d in sorted(counts.items())]
+
+
+def cli_stats(settings: Settings, since: str | None = None, as_json: bool = False) -> int:
+    """`bpo-assistant log stats [--since YYYY-MM-DD] [--json]`: the admin tab's KPI tables, weekly then daily."""
+    start = None
+    if since:
+        try:
+            start = time.mktime(time.strptime(since, "%Y-%m-%d"))  # local midnight, as the periods are local
+        except ValueError:
+            print(f"error: --since {since!r}: use YYYY-MM-DD", file=sys.stderr)
+            return 2
+    logged = log_rows(settings, start)
+    weeks, days = aggregate(logged, week_of), aggregate(logged, day_of)
+    if as_json:
+        print(json.dumps({"formulas": FORMULAS, "weekly": [w.to_json() for w in weeks],
+                          "daily": [d.to_json() for d in days]}, ensure_ascii=False, indent=2))
+        return 0
+    for title, kpis in (("週次 / weekly", weeks), ("日次 / daily", days)):
+        print(f"{title}\n" + "\t".join(COLUMNS))
+        print("\n".join("\t".join(map(str, k.row())) for k in kpis) or "(なし / none)")
+        print()
+    print("拒否理由別 / refusals by reason\n" + "\t".join(REASON_COLUMNS))
+    print("\n".join("\t".join(map(str, r)) for w in weeks for r in w.reason_rows()) or "(なし / none)")
+    print("\n" + "\n".join(FORMULAS.values()))
+    return 0
