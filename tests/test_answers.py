@@ -232,3 +232,17 @@ def test_a_belief_question_hears_the_correction_first(assistant):
     assert "first-bpo-checklist" in {c.doc_id for c in answer.citations}
     plain = assistant.ask("BPO業者を選ぶときに確認することは？")  # no belief: no correction is pushed in
     assert "任せきり" not in plain.text
+
+
+def test_every_curated_answer_fits_the_answer_limit_with_its_sources(assistant):
+    """Long document titles in the source lines pushed a vetted answer past 900 characters (counted as the eval
+    counts: NFKC, no whitespace)."""
+    import unicodedata
+
+    too_long = []
+    for c in assistant.curated:
+        a = assistant.ask(c.questions[0])
+        n = len("".join(unicodedata.normalize("NFKC", a.text).split()))
+        if a.kind == "curated" and n > 900:
+            too_long.append((c.id, n))
+    assert not too_long
