@@ -26,7 +26,7 @@ from . import routing, store, vectorstore
 from .chunking import chunk_document, embed_text
 from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
 from .sources import discover, file_hash
-from .status import cli_status, status_info  # noqa: F401 - cli.py reaches both through this module
+from .status import cli_status, stack_versions, status_info  # noqa: F401 - cli.py reaches both through this module
 
 BATCH = 32
 
@@ -268,7 +268,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     meta = {"generation": gen, "embedder": spec, "dim": dim, "chunker": CHUNKER_VERSION,
             "chunk_size": settings.chunk_size, "chunk_overlap_sentences": settings.chunk_overlap_sentences,
             "chroma": store.chroma_target(settings), "collection": collection_name(settings, gen),
-            "deployment": deployment_id(settings),
+            "deployment": deployment_id(settings), "versions": stack_versions(),
             "documents": len(entries), "documents_by_lang": by_lang, "chunks": len(chunks),
             "sentences": len(sentences), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     manifest = {"chunking": chunking_params(settings), "docs": entries,

