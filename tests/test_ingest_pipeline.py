@@ -387,3 +387,37 @@ def test_status_says_when_the_index_was_built_with_other_versions(fake_settings,
     cli_status(fake_settings)
     assert "re-ingest with --rebuild" in capsys.readouterr().out
 
+
+
+def test_an_edit_inside_a_document_reuses_the_routers_and_a_bank_edit_retrains(fake_settings):
+    """Retraining took most of a one-sentence re-ingest at 10k sections; the training rows are unchanged by an edit
+    inside a section, so the previous routers are copied (and still load and route); a bank change retrains."""
+    import json
+
+    from bpo_assistant.router import Router
+
+    write_kb(fake_settings)
+    bank_file = fake_settings.kb_dir / "questions" / "ja" / "keiyaku.yaml"
+    bank_file.parent.mkdir(parents=True, exist_ok=True)
+    bank_file.write_text("doc: keiyaku\nlang: ja\nsections:\n  ukeoi:\n    - 請負契約とは？\n    - 成果物の完成って？\n"
+                         "  jun:\n    - 準委任契約とは？\n    - 善管注意義務って？\n", encoding="utf-8")
+    first = ingest(fake_settings)
+    g1 = gen_dir(fake_settings)
+    m1 = json.loads((g1 / "meta.json").read_text(encoding="utf-8"))
+    assert m1["router"]["routers"] and "reused_from" not in m1["router"]
+
+    write_doc(fake_settings.kb_dir, "ja", "keiyaku", {"ukeoi": "請負契約は成果物の完成を約束します。\n請負では納期と品質が問われます。",
+                                                      "jun": DOCS[("ja", "keiyaku")]["jun"]}, title="keiyaku title")
+    second = ingest(fake_settings)
+    g2 = gen_dir(fake_settings)
+    m2 = json.loads((g2 / "meta.json").read_text(encoding="utf-8"))
+    assert second.generation != first.generation and m2["router"]["reused_from"] == g1.name
+    assert (g2 / "router-sections.npz").read_bytes() == (g1 / "router-sections.npz").read_bytes()
+    assert m2["router"]["sections_cv_accuracy"] == m1["router"]["sections_cv_accuracy"]
+    router = Router.load(g2 / "router-sections", fake_settings.embedder)
+    assert "keiyaku#ukeoi" in router.classes
+
+    bank_file.write_text(bank_file.read_text(encoding="utf-8") + "    - 準委任って何？\n", encoding="utf-8")
+    ingest(fake_settings)
+    m3 = json.loads((gen_dir(fake_settings) / "meta.json").read_text(encoding="utf-8"))
+    assert "reused_from" not in m3["router"] and m3["router"]["examples"] == m1["router"]["examples"] + 1
