@@ -21,8 +21,9 @@ from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .router import Router
 from .settings import Settings
-from .text import katakana_words, normalize, nouns, tokenize
+from .text import normalize, nouns, tokenize
 from .types import SourceDoc
+from ingest import derived as derived_tables  # computed at ingest, loaded here
 
 SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
 
@@ -67,8 +68,10 @@ class Knowledge:
     # per question instead of gathering the language's rows out of the whole table every time.
     sentence_rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     loanwords: frozenset[str] = frozenset()  # katakana words of the vocabulary, for questions typed in hiragana
-    # Filled on first use, not at load: MeCab over every sentence would put start-up in proportion to the kb.
+    # Filled on first use, not at load: from the generation's derived.npz when ingest wrote one, else by MeCab
+    # (over every sentence at load that would put start-up in proportion to the kb).
     _sentence_tokens: dict[int, frozenset[str]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _derived: derived_tables.Derived | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def generation(self) -> str:
@@ -103,7 +106,9 @@ class Knowledge:
 
     def sentence_tokens(self, i: int) -> frozenset[str]:
         if (tokens := self._sentence_tokens.get(i)) is None:
-            tokens = self._sentence_tokens[i] = frozenset(tokenize(self.index.sentences[i].text))
+            d = self._derived
+            tokens = self._sentence_tokens[i] = (d.sentence_tokens(i) if d is not None
+                                                 else frozenset(tokenize(self.index.sentences[i].text)))
         return tokens
 
     def names_own_subject(self, question: str) -> bool:
@@ -121,23 +126,26 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
     rows, vectors = _questions(gdir)
     sections, sentence_rows = _section_tables(index)
     first_chunk: dict[SectionKey, str] = {}
-    by_noun: dict[str, set[str]] = {}
     for cid, ch in index.chunks.items():
         first_chunk.setdefault((ch.lang, ch.doc_id, ch.section_id), cid)
-        for noun in nouns(ch.text):
-            by_noun.setdefault(noun, set()).add(ch.doc_id)
+    # MeCab over every chunk: done at ingest (derived.npz); computed here only for a generation from before that.
+    derived = derived_tables.load(gdir, len(index.sentences))
+    loaded = derived is not None
+    if derived is None:
+        derived = derived_tables.compute(index.chunks.values(), index.sentences,
+                                         [r.text for r in rows if r.kind == "bank"], with_tokens=False)
     return Knowledge(
         index=index, glossary=glossary, tables=compare.load_tables(kb / "comparisons.yaml"),
         retriever=HybridRetriever(index=index, embedder=embedder, glossary=glossary, settings=settings),
         kb_docs=kb_docs, kb_errors=kb_errors, curated=tuple(curated), curated_errors=curated_errors,
         section_router=section_router, curated_router=curated_router, questions=rows, question_vectors=vectors,
         sections=sections, section_sentences=sentence_rows, first_chunk=first_chunk,
-        docs_by_noun={k: frozenset(v) for k, v in by_noun.items()},
+        docs_by_noun=derived.docs_by_noun,
         doc_topic={(c.lang, c.doc_id): c.topic for c in index.chunks.values()},
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
-        vocab=frozenset(index.keyword.vocab) | frozenset(n for r in rows if r.kind == "bank" for n in nouns(r.text)),
+        vocab=frozenset(index.keyword.vocab) | derived.bank_nouns,
         bank_rows=_bank_rows(rows), question_keys=tuple(normalize(r.text).lower() for r in rows),
-        sentence_rows=_sentence_rows(index), loanwords=katakana_words(c.text for c in index.chunks.values()),
+        sentence_rows=_sentence_rows(index), loanwords=derived.loanwords, _derived=derived if loaded else None,
     )
 
 

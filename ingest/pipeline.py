@@ -22,6 +22,7 @@ from bpo_assistant.kbfiles import duplicate_reason
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
+from . import derived as derived_tables
 from . import routing, store, vectorstore
 from .chunking import chunk_document, embed_text
 from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
@@ -279,7 +280,10 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
         t = time.monotonic()
         summary = routing.build(gdir, settings.kb_dir, chunks, embedder, prev.dir if prev and not rebuild else None)
         report.timings["router"] = time.monotonic() - t
-        return {"router": summary, "router_hash": router_hash}
+        t = time.monotonic()  # after the routers: it reads the question bank they wrote (questions.jsonl)
+        tables = derived_tables.build(gdir, chunks, sentences)
+        report.timings["derived"] = time.monotonic() - t
+        return {"router": summary, "router_hash": router_hash, "derived": tables}
 
     store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
                            vectors[len(chunks):], derived)
