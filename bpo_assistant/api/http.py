@@ -171,6 +171,14 @@ def create_app(assistant, settings: Settings, demo=None, auth=None, auth_message
                             app_kwargs={"openapi_url": None, "docs_url": None, "redoc_url": None},
                             **mount_kwargs(settings))
         gradio_app = next(r.app for r in app.routes if isinstance(r, Mount))
+        # Gradio's queue runs an event's validator (the chat has one: validate_chat_call) through
+        # call_process_api(app=self.blocks.app) (gradio/queueing.py:322-325), which looks the session up in that
+        # App's state holder (route_utils.restore_session_state, route_utils.py:339). launch() makes blocks.app
+        # the served App (blocks.py:3395); mount_gradio_app leaves it at the unserved App that demo.queue()
+        # built (blocks.py:2978). So every chat session got a second SessionState (a copy of the page's config,
+        # ~0.17 MB) in a holder no request reads again, that the session janitor never sees and that only
+        # drops one beyond 10,000: +84.7 MB over a 5,000-question soak. The served App it is, as with launch().
+        demo.app = gradio_app
         app.state.gradio_stop_event = gradio_app.stop_event  # ends Gradio's streams at shutdown (run_server)
         if auth is not None:
             app.add_middleware(SessionGuard, sessions=lambda: gradio_app.tokens)

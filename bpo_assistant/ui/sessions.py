@@ -46,30 +46,45 @@ class SessionJanitor:
         self._thread: threading.Thread | None = None
         self.dropped = 0
 
+    def holders(self) -> list:
+        """The app's session stores: the one its routes use and, when another App object is what the queue runs
+        validators against (demo.app: see api/http.py create_app), that one too."""
+        demo = self._demo()
+        if demo is None:
+            return []
+        found = []
+        for holder in (getattr(demo, "state_holder", None), getattr(getattr(demo, "app", None), "state_holder", None)):
+            if holder is not None and all(holder is not h for h in found):
+                found.append(holder)
+        return found
+
     def sweep(self, now: datetime.datetime | None = None) -> int:
         """Drop the sessions idle for longer than idle_s; returns how many were dropped."""
-        demo = self._demo()
-        holder = getattr(demo, "state_holder", None) if demo is not None else None
-        if holder is None:  # not served yet
+        holders = self.holders()
+        if not holders:  # not served yet
             return 0
-        holder.capacity = min(holder.capacity, self.max_sessions)
         now = now or datetime.datetime.now()  # Gradio stamps last use with naive local time
         limit = datetime.timedelta(seconds=self.idle_s)
-        with holder.lock:
-            idle = [sid for sid, last in list(holder.time_last_used.items()) if now - last > limit]
-            for sid in idle:
-                holder.session_data.pop(sid, None)
-                holder.time_last_used.pop(sid, None)
-            while len(holder.session_data) > self.max_sessions:
-                sid, _ = holder.session_data.popitem(last=False)
-                holder.time_last_used.pop(sid, None)
-                idle.append(sid)
-        if idle:
-            self.dropped += len(idle)
+        dropped, held = 0, 0
+        for holder in holders:
+            holder.capacity = min(holder.capacity, self.max_sessions)
+            with holder.lock:
+                idle = [sid for sid, last in list(holder.time_last_used.items()) if now - last > limit]
+                for sid in idle:
+                    holder.session_data.pop(sid, None)
+                    holder.time_last_used.pop(sid, None)
+                while len(holder.session_data) > self.max_sessions:
+                    sid, _ = holder.session_data.popitem(last=False)
+                    holder.time_last_used.pop(sid, None)
+                    idle.append(sid)
+            dropped += len(idle)
+            held += len(holder.session_data)
+        if dropped:
+            self.dropped += dropped
             gc.collect()
             _release_freed_memory()
-            log.info("dropped %d idle chat sessions (%d held)", len(idle), len(holder.session_data))
-        return len(idle)
+            log.info("dropped %d idle chat sessions (%d held)", dropped, held)
+        return dropped
 
     def start(self) -> "SessionJanitor":
         if self._thread is None:
