@@ -1,7 +1,10 @@
 """Ingest stage: the MeCab-derived lookups of a generation, computed once here instead of at every start-up.
 
     derived.npz    noun → documents, the nouns of the question bank, the kb's loanwords, and each sentence's
-                   tokens (the word overlap the answer picker scores), as string tables + int arrays (no pickle)
+                   tokens (the word overlap the answer picker scores), as string tables + int arrays (no pickle);
+                   also each chunk's and bank row's nouns (ids into the noun tables) and a key per chunk, bank
+                   row and sentence (a hash of its text), so the next ingest reuses them by exact text and runs
+                   MeCab only on the texts it has not seen (`build`'s `prev`: the previous generation's directory)
 
 The query process (bpo_assistant/knowledge.py) loads the file when it is there and computes the same values with
 `compute` for a generation written before this stage existed, so both paths share one definition. Written by the
@@ -11,6 +14,7 @@ half generation behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +27,21 @@ from bpo_assistant.text import katakana_words, nouns, tokenize
 FILE = "derived.npz"
 # Bump when what is computed changes (or text.py's tokenizers do): a file of another version is ignored, and the
 # query process computes the lookups itself until the next ingest.
-VERSION = 1
+VERSION = 2  # 2: per-chunk, per-bank-row nouns and per-text keys (the next ingest's cache)
+
+KEY_BYTES = 16  # blake2b digest of a text's UTF-8: the cache key, stored as a (n, 16) uint8 array
+
+
+@dataclass(frozen=True)
+class Cache:
+    """MeCab results of earlier texts, by `key(text)`: a sentence's tokens (deduplicated, in order of first
+    occurrence) and a chunk's or bank row's nouns (likewise). `read_cache` reads it from a generation's file."""
+    tokens: dict[bytes, tuple[str, ...]]
+    nouns: dict[bytes, tuple[str, ...]]
+
+
+def key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=KEY_BYTES).digest()
 
 
 @dataclass(frozen=True)
@@ -42,25 +60,52 @@ class Derived:
         return frozenset(table[j] for j in self.token_ids[self.offsets[i]:self.offsets[i + 1]].tolist())
 
 
-def compute(chunks, sentences, bank_texts, with_tokens: bool = True) -> Derived:
+def compute(chunks, sentences, bank_texts, with_tokens: bool = True, cache: Cache | None = None) -> Derived:
     """chunks: Chunk records (any order); sentences: Sentence records in index order; bank_texts: the texts of the
-    question-bank rows. `with_tokens=False` skips the per-sentence tokens (the query side fills them lazily)."""
+    question-bank rows. `with_tokens=False` skips the per-sentence tokens (the query side fills them lazily).
+    `cache`: MeCab runs only on the chunk, bank-row and sentence texts whose key it lacks; the result is the same."""
+    return _compute(chunks, sentences, bank_texts, with_tokens, cache, keyed=cache is not None)[0]
+
+
+def _compute(chunks, sentences, bank_texts, with_tokens, cache, keyed):
+    """The Derived, and (when keyed) the keys and nouns of the chunks and of the bank rows, and the sentences' keys:
+    what the next ingest's cache is made of."""
+    chunks = list(chunks)
+    chunk_keys, chunk_nouns = _each(nouns, [ch.text for ch in chunks], cache.nouns if cache else {}, keyed)
+    bank_keys, bank_found = _each(nouns, list(bank_texts), cache.nouns if cache else {}, keyed)
     by_noun: dict[str, set[str]] = {}
-    for ch in chunks:
-        for noun in nouns(ch.text):
+    for ch, found in zip(chunks, chunk_nouns):
+        for noun in found:
             by_noun.setdefault(noun, set()).add(ch.doc_id)
     table: dict[str, int] = {}
-    offsets, ids = [0], []
+    offsets, ids, sentence_keys = [0], [], []
     if with_tokens:
-        for s in sentences:
-            ids += [table.setdefault(t, len(table)) for t in dict.fromkeys(tokenize(s.text))]
+        sentence_keys, sentence_tokens = _each(tokenize, [s.text for s in sentences], cache.tokens if cache else {},
+                                               keyed)
+        for found in sentence_tokens:
+            ids += [table.setdefault(t, len(table)) for t in found]
             offsets.append(len(ids))
-    return Derived(
+    d = Derived(
         docs_by_noun={k: frozenset(v) for k, v in by_noun.items()},
-        bank_nouns=frozenset(n for t in bank_texts for n in nouns(t)),
+        bank_nouns=frozenset(n for found in bank_found for n in found),
         loanwords=katakana_words(ch.text for ch in chunks),
         token_table=tuple(table), offsets=np.asarray(offsets, np.int64), token_ids=np.asarray(ids, np.int32),
     )
+    return d, (chunk_keys, chunk_nouns), (bank_keys, bank_found), sentence_keys
+
+
+def _each(fn, texts: list[str], cached: dict, keyed: bool) -> tuple[list[bytes], list[tuple[str, ...]]]:
+    """fn's words of each text, deduplicated in order of first occurrence; fn runs once per text not in `cached`
+    (by key) nor seen earlier in `texts`. Returns the keys too when `keyed`."""
+    keys = [key(t) for t in texts] if keyed else list(texts)
+    memo: dict = dict(cached) if keyed else {}
+    out = []
+    for k, t in zip(keys, texts):
+        found = memo.get(k)
+        if found is None:
+            found = memo[k] = tuple(dict.fromkeys(fn(t)))
+        out.append(found)
+    return (keys if keyed else []), out
 
 
 def bank_texts(gdir: Path) -> list[str]:
@@ -72,10 +117,14 @@ def bank_texts(gdir: Path) -> list[str]:
     return [r["text"] for r in rows if r.get("kind") == "bank"]
 
 
-def build(gdir: Path, chunks, sentences) -> dict:
-    """Compute and write derived.npz into the generation; returns the summary recorded in meta.json."""
-    d = compute(chunks, sentences, bank_texts(gdir))
-    nouns_sorted = sorted(d.docs_by_noun)
+def build(gdir: Path, chunks, sentences, prev: Path | None = None) -> dict:
+    """Compute and write derived.npz into the generation; returns the summary recorded in meta.json. `prev`: the
+    previous generation's directory, whose file (of this version) supplies the MeCab results of unchanged texts."""
+    cache = read_cache(prev) if prev is not None else None
+    d, (chunk_keys, chunk_nouns), (bank_keys, bank_found), sentence_keys = _compute(
+        chunks, sentences, bank_texts(gdir), True, cache, keyed=True)
+    nouns_sorted, bank_sorted = sorted(d.docs_by_noun), sorted(d.bank_nouns)
+    noun_ix, bank_ix = {n: i for i, n in enumerate(nouns_sorted)}, {n: i for i, n in enumerate(bank_sorted)}
     docs = sorted({doc for v in d.docs_by_noun.values() for doc in v})
     doc_ix = {doc: i for i, doc in enumerate(docs)}
     noun_docs = [sorted(doc_ix[doc] for doc in d.docs_by_noun[n]) for n in nouns_sorted]
@@ -84,11 +133,41 @@ def build(gdir: Path, chunks, sentences) -> dict:
                  nouns=_strings(nouns_sorted), docs=_strings(docs),
                  noun_offsets=np.cumsum([0] + [len(x) for x in noun_docs], dtype=np.int64),
                  noun_docs=np.asarray([i for x in noun_docs for i in x], np.int32),
-                 bank_nouns=_strings(sorted(d.bank_nouns)), loanwords=_strings(sorted(d.loanwords)),
-                 token_table=_strings(d.token_table), offsets=d.offsets, token_ids=d.token_ids)
+                 bank_nouns=_strings(bank_sorted), loanwords=_strings(sorted(d.loanwords)),
+                 token_table=_strings(d.token_table), offsets=d.offsets, token_ids=d.token_ids,
+                 chunk_keys=_keys(chunk_keys),
+                 chunk_noun_offsets=np.cumsum([0] + [len(x) for x in chunk_nouns], dtype=np.int64),
+                 chunk_noun_ids=np.asarray([noun_ix[n] for x in chunk_nouns for n in x], np.int32),
+                 bank_keys=_keys(bank_keys),
+                 bank_noun_offsets=np.cumsum([0] + [len(x) for x in bank_found], dtype=np.int64),
+                 bank_noun_ids=np.asarray([bank_ix[n] for x in bank_found for n in x], np.int32),
+                 sentence_keys=_keys(sentence_keys))
         fh.flush()
         os.fsync(fh.fileno())
-    return {"version": VERSION, "nouns": len(nouns_sorted), "tokens": len(d.token_table)}
+    reused = (sum(k in cache.nouns for k in chunk_keys + bank_keys) + sum(k in cache.tokens for k in sentence_keys)
+              if cache else 0)
+    return {"version": VERSION, "nouns": len(nouns_sorted), "tokens": len(d.token_table), "reused": reused}
+
+
+def read_cache(gdir: Path) -> Cache | None:
+    """The MeCab results stored in a generation's derived.npz by text key; None when it is missing or of another
+    version (a full compute then)."""
+    path = gdir / FILE
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        if int(z["version"]) != VERSION:
+            return None
+        nouns_, table = z["nouns"].tolist(), z["token_table"].tolist()
+        chunk_keys, sentence_keys = _unkeys(z["chunk_keys"]), _unkeys(z["sentence_keys"])
+        off, ix = z["chunk_noun_offsets"].tolist(), z["chunk_noun_ids"].tolist()
+        by_text = {k: tuple(nouns_[j] for j in ix[off[i]:off[i + 1]]) for i, k in enumerate(chunk_keys)}
+        bank, off, ix = z["bank_nouns"].tolist(), z["bank_noun_offsets"].tolist(), z["bank_noun_ids"].tolist()
+        bank_keys = _unkeys(z["bank_keys"])
+        by_text.update((k, tuple(bank[j] for j in ix[off[i]:off[i + 1]])) for i, k in enumerate(bank_keys))
+        off, ix = z["offsets"].tolist(), z["token_ids"].tolist()
+        by_sentence = {k: tuple(table[j] for j in ix[off[i]:off[i + 1]]) for i, k in enumerate(sentence_keys)}
+    return Cache(tokens=by_sentence, nouns=by_text)
 
 
 def load(gdir: Path, sentences: int) -> Derived | None:
@@ -112,3 +191,12 @@ def load(gdir: Path, sentences: int) -> Derived | None:
 def _strings(values) -> np.ndarray:
     # A plain unicode array (np.load then needs no pickle); an empty one still has a string dtype.
     return np.array(list(values), dtype=str) if len(values) else np.zeros(0, dtype="<U1")
+
+
+def _keys(keys: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), KEY_BYTES)
+
+
+def _unkeys(arr: np.ndarray) -> list[bytes]:
+    raw = np.ascontiguousarray(arr, np.uint8).tobytes()
+    return [raw[i:i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]

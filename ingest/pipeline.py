@@ -281,7 +281,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
         summary = routing.build(gdir, settings.kb_dir, chunks, embedder, prev.dir if prev and not rebuild else None)
         report.timings["router"] = time.monotonic() - t
         t = time.monotonic()  # after the routers: it reads the question bank they wrote (questions.jsonl)
-        tables = derived_tables.build(gdir, chunks, sentences)
+        tables = derived_tables.build(gdir, chunks, sentences, prev.dir if prev and not rebuild else None)
         report.timings["derived"] = time.monotonic() - t
         return {"router": summary, "router_hash": router_hash, "derived": tables}
 

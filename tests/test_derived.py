@@ -96,3 +96,97 @@ def test_a_file_of_another_version_or_sentence_count_is_ignored(tmp_path):
     np.savez(gdir / derived.FILE, **{**arrays, "version": np.int64(derived.VERSION + 1)})
     assert derived.load(gdir, 0) is None
     assert d.docs_by_noun == {} and d.loanwords == frozenset()
+
+
+def _counting(monkeypatch) -> dict[str, list[str]]:
+    """Count MeCab as ingest/derived.py calls it: the texts passed to nouns and to tokenize."""
+    calls: dict[str, list[str]] = {"nouns": [], "tokenize": []}
+    for name in calls:
+        real = getattr(derived, name)
+
+        def wrapper(text, _real=real, _name=name):
+            calls[_name].append(text)
+            return _real(text)
+
+        monkeypatch.setattr(derived, name, wrapper)
+    return calls
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_an_edit_reingest_reuses_mecab_by_text_and_equals_a_full_compute(fake_settings, monkeypatch, tmp_path):
+    _kb(fake_settings.kb_dir)
+    run_ingest(fake_settings, progress=False)
+    embedder = make_embedder(fake_settings.embedder, fake_settings)
+    before = load_index(fake_settings, embedder)
+    old_gdir = generation_dir(fake_settings, before.generation)
+    old_chunks = {c.text for c in before.chunks.values()}
+    old_sents = {s.text for s in before.sentences}
+    write_doc(fake_settings.kb_dir, "ja", "zero-trust", {"basics": "ゼロトラストは社内ネットワークも信頼しない考え方です。",
+                                                         "vendors": "クラウドサービスの選定ではログ管理を確かめます。"})
+    calls = _counting(monkeypatch)
+    report = run_ingest(fake_settings, progress=False)
+    monkeypatch.undo()
+    assert report.written
+    index = load_index(fake_settings, embedder)
+    gdir = generation_dir(fake_settings, index.generation)
+    assert gdir != old_gdir
+    chunks, sentences = list(index.chunks.values()), index.sentences
+    # MeCab ran only on the texts the edit brought (the bank rows are unchanged too), once each.
+    new_chunks = [t for t in dict.fromkeys(c.text for c in chunks) if t not in old_chunks]
+    new_sents = [t for t in dict.fromkeys(s.text for s in sentences) if t not in old_sents]
+    assert new_chunks and new_sents and len(new_sents) < len(sentences)
+    assert sorted(calls["nouns"]) == sorted(new_chunks)
+    assert sorted(calls["tokenize"]) == sorted(new_sents)
+    # The incremental file equals a full build of the same generation, array by array ...
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "questions.jsonl").write_bytes((gdir / "questions.jsonl").read_bytes())
+    derived.build(full, chunks, sentences)
+    inc, ref = _arrays(gdir / derived.FILE), _arrays(full / derived.FILE)
+    assert inc.keys() == ref.keys()
+    for k in ref:
+        assert _equal(inc[k], ref[k]), k
+    # ... and what it loads equals a full compute field by field.
+    loaded = derived.load(gdir, len(sentences))
+    computed = derived.compute(chunks, sentences, derived.bank_texts(gdir))
+    for f in dataclasses.fields(derived.Derived):
+        assert _equal(getattr(loaded, f.name), getattr(computed, f.name)), f.name
+    assert "クラウド" in loaded.docs_by_noun
+
+
+def test_compute_with_a_cache_calls_mecab_only_for_unseen_texts(fake_settings, monkeypatch, tmp_path):
+    _kb(fake_settings.kb_dir)
+    run_ingest(fake_settings, progress=False)
+    embedder = make_embedder(fake_settings.embedder, fake_settings)
+    index = load_index(fake_settings, embedder)
+    gdir = generation_dir(fake_settings, index.generation)
+    chunks, sentences, bank = list(index.chunks.values()), list(index.sentences), derived.bank_texts(gdir)
+    cache = derived.read_cache(gdir)
+    assert cache is not None and cache.tokens and cache.nouns
+    edited = dataclasses.replace(sentences[0], text=sentences[0].text + "委託先の監査も行います。")
+    calls = _counting(monkeypatch)
+    got = derived.compute(chunks, [edited] + sentences[1:], bank, cache=cache)
+    assert calls == {"nouns": [], "tokenize": [edited.text]}
+    monkeypatch.undo()
+    want = derived.compute(chunks, [edited] + sentences[1:], bank)
+    for f in dataclasses.fields(derived.Derived):
+        assert _equal(getattr(got, f.name), getattr(want, f.name)), f.name
+    # A file of the old version gives no cache: everything is computed again, to the same result.
+    arrays = _arrays(gdir / derived.FILE)
+    old = tmp_path / "old"
+    old.mkdir()
+    np.savez(old / derived.FILE, **{**arrays, "version": np.int64(1)})
+    assert derived.read_cache(old) is None and derived.read_cache(tmp_path) is None
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "questions.jsonl").write_bytes((gdir / "questions.jsonl").read_bytes())
+    calls = _counting(monkeypatch)
+    summary = derived.build(new, chunks, sentences, old)
+    assert summary["reused"] == 0 and len(calls["tokenize"]) == len({s.text for s in sentences})
+    monkeypatch.undo()
+    rebuilt = _arrays(new / derived.FILE)
+    assert rebuilt.keys() == arrays.keys() and all(_equal(rebuilt[k], arrays[k]) for k in arrays)
