@@ -90,6 +90,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def start_server(name: str, data_dir: str | None, extra_env: dict | None = None, cmd: list[str] | None = None,
+                 note: str = "") -> tuple[subprocess.Popen, str]:
+    """`bpo-assistant chat` (or `cmd` + a port) on a free loopback port, its output in a temp log; (process, url)."""
+    env = dict(os.environ, **OFFLINE_ENV)
+    env.pop("BPO_AUTH_FILE", None)  # the benchmarks measure answering and sessions, not the login page
+    env.update(extra_env or {})
+    if data_dir:
+        env["BPO_DATA_DIR"] = str(Path(data_dir).resolve())
+    shown = Path(env.get("BPO_DATA_DIR") or Settings().data_dir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"bpo-{name}-server-", suffix=".log", delete=False)
+    print(f"starting server on {url} (data dir {shown}{note}, log {log.name})", flush=True)
+    server = cmd or [sys.executable, "-m", "bpo_assistant.cli", "chat", "--host", "127.0.0.1", "--port"]
+    proc = subprocess.Popen([*server, str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, url
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL if it has not gone within 20 s."""
     proc.terminate()
@@ -161,17 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-p95", type=float, default=1.0)
     args = ap.parse_args(argv)
 
-    env = dict(os.environ, **OFFLINE_ENV)
-    env.pop("BPO_AUTH_FILE", None)  # the benchmark measures answering, not the login page
-    if args.data_dir:
-        env["BPO_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    data_dir = Path(env.get("BPO_DATA_DIR") or Settings().data_dir)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = tempfile.NamedTemporaryFile("w+", prefix="bpo-load-server-", suffix=".log", delete=False)
-    print(f"starting server on {url} (data dir {data_dir}, log {log.name})", flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "bpo_assistant.cli", "chat", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, url = start_server("load", args.data_dir)
     stop = threading.Event()
     try:
         t_start = time.monotonic()

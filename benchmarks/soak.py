@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +39,7 @@ from bpo_assistant.settings import OFFLINE_ENV, Settings  # noqa: E402
 for _k, _v in OFFLINE_ENV.items():  # gradio_client reads GRADIO_ANALYTICS_ENABLED too
     os.environ.setdefault(_k, _v)
 
-from load import QUESTIONS, ask_chat, chat_client, free_port, stop_server, wait_up  # noqa: E402 - the load benchmark's server handling and questions
+from load import QUESTIONS, ask_chat, chat_client, start_server, stop_server, wait_up  # noqa: E402 - the load benchmark's server handling and questions
 
 
 def rss_mb(pid: int) -> float:
@@ -107,18 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         args.server_cmd = f"{sys.executable} {Path(__file__).resolve()} --serve-chat-only"
     per_session = max(1, args.questions // max(1, args.sessions))
 
-    env = dict(os.environ, **OFFLINE_ENV)
-    env.pop("BPO_AUTH_FILE", None)  # the benchmark measures sessions, not the login page
-    env["BPO_CHAT_SESSION_IDLE_S"] = str(args.idle)
-    if args.data_dir:
-        env["BPO_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    data_dir = Path(env.get("BPO_DATA_DIR") or Settings().data_dir)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = tempfile.NamedTemporaryFile("w+", prefix="bpo-soak-server-", suffix=".log", delete=False)
-    print(f"starting server on {url} (data dir {data_dir}, idle limit {args.idle:.0f}s, log {log.name})", flush=True)
-    server = (args.server_cmd or f"{sys.executable} -m bpo_assistant.cli chat --host 127.0.0.1 --port").split()
-    proc = subprocess.Popen([*server, str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, url = start_server("soak", args.data_dir, {"BPO_CHAT_SESSION_IDLE_S": str(args.idle)},
+                             args.server_cmd.split() if args.server_cmd else None, f", idle limit {args.idle:.0f}s")
     stop = threading.Event()
     try:
         t_start = time.monotonic()
