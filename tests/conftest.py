@@ -27,6 +27,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_http(url: str, proc, what: str, limit_s: float = 60.0, log: Path | None = None,
+              pause_s: float = 0.1) -> None:
+    """Poll `url` until it answers; fail the test (killing `proc`, quoting the tail of `log`) when the server exits
+    or `limit_s` passes: a server that never starts must fail loudly, not hang the session."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - loopback only
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                tail = f": {log.read_text(errors='replace')[-2000:]}" if log is not None and log.exists() else ""
+                pytest.fail(f"{what} did not start{tail}")
+            time.sleep(pause_s)
+
+
 def make_settings(data_dir: Path, kb_dir: Path | None = None, **overrides) -> Settings:
     """Settings that ignore the developer's BPO_* environment except what the test passes."""
     return Settings(kb_dir=kb_dir or REPO_ROOT / "kb", data_dir=data_dir, **overrides)

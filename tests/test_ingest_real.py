@@ -12,10 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from conftest import free_port, make_settings, write_doc
+from conftest import free_port, make_settings, wait_http, write_doc
 
 from bpo_assistant.embeddings import make_embedder
 from bpo_assistant.index import chroma_client, collection_name, current_generation, load_index
@@ -116,16 +115,7 @@ def chroma_server(tmp_path_factory):
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"chroma server did not start on port {port}")
-            time.sleep(0.2)
+    wait_http(f"{url}/api/v2/heartbeat", proc, f"chroma server on port {port}", pause_s=0.2)
     yield url
     proc.terminate()
     try:

