@@ -117,12 +117,17 @@ def _arrays(path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def _ingested(settings):
+    """The small kb ingested; (embedder, loaded index, generation dir)."""
+    _kb(settings.kb_dir)
+    run_ingest(settings, progress=False)
+    embedder = make_embedder(settings.embedder, settings)
+    index = load_index(settings, embedder)
+    return embedder, index, generation_dir(settings, index.generation)
+
+
 def test_an_edit_reingest_reuses_mecab_by_text_and_equals_a_full_compute(fake_settings, monkeypatch, tmp_path):
-    _kb(fake_settings.kb_dir)
-    run_ingest(fake_settings, progress=False)
-    embedder = make_embedder(fake_settings.embedder, fake_settings)
-    before = load_index(fake_settings, embedder)
-    old_gdir = generation_dir(fake_settings, before.generation)
+    embedder, before, old_gdir = _ingested(fake_settings)
     old_chunks = {c.text for c in before.chunks.values()}
     old_sents = {s.text for s in before.sentences}
     write_doc(fake_settings.kb_dir, "ja", "zero-trust", {"basics": "ゼロトラストは社内ネットワークも信頼しない考え方です。",
@@ -159,11 +164,7 @@ def test_an_edit_reingest_reuses_mecab_by_text_and_equals_a_full_compute(fake_se
 
 
 def test_compute_with_a_cache_calls_mecab_only_for_unseen_texts(fake_settings, monkeypatch, tmp_path):
-    _kb(fake_settings.kb_dir)
-    run_ingest(fake_settings, progress=False)
-    embedder = make_embedder(fake_settings.embedder, fake_settings)
-    index = load_index(fake_settings, embedder)
-    gdir = generation_dir(fake_settings, index.generation)
+    _, index, gdir = _ingested(fake_settings)
     chunks, sentences, bank = list(index.chunks.values()), list(index.sentences), derived.bank_texts(gdir)
     cache = derived.read_cache(gdir)
     assert cache is not None and cache.tokens and cache.nouns
