@@ -101,11 +101,20 @@ def _dedupe(rows: list[dict]) -> list[dict]:
     return out
 
 
-def embed_rows(rows: list[dict], embedder, prev_dir: Path | None) -> tuple[np.ndarray, int]:
+def previous_rows(prev_dir: Path | None) -> list[dict]:
+    """The previous generation's training rows (questions.jsonl), read once for vector reuse and router reuse."""
+    if prev_dir is None or not (prev_dir / QUESTIONS_FILE).exists():
+        return []
+    try:
+        return [json.loads(line) for line in (prev_dir / QUESTIONS_FILE).read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):
+        return []
+
+
+def embed_rows(rows: list[dict], embedder, prev_dir: Path | None, old: list[dict]) -> tuple[np.ndarray, int]:
     """Query vectors for every row, reusing the previous generation's by exact text; (vectors, newly embedded)."""
     cache: dict[str, np.ndarray] = {}
-    if prev_dir is not None and (prev_dir / VECTORS_FILE).exists() and (prev_dir / QUESTIONS_FILE).exists():
-        old = [json.loads(line) for line in (prev_dir / QUESTIONS_FILE).read_text(encoding="utf-8").splitlines()]
+    if old and (prev_dir / VECTORS_FILE).exists():
         vecs = np.load(prev_dir / VECTORS_FILE)
         if len(old) == len(vecs) and vecs.shape[1:] == (embedder.dim,):
             cache = {r["text"]: v for r, v in zip(old, vecs)}
@@ -122,9 +131,10 @@ def build(gdir: Path, kb_dir: Path, chunks, embedder, prev_dir: Path | None) -> 
     rows, problems = training_rows(kb_dir, chunks)
     if not rows:
         return {"routers": False, "problems": problems}
-    vectors, embedded = embed_rows(rows, embedder, prev_dir)
+    old = previous_rows(prev_dir)
+    vectors, embedded = embed_rows(rows, embedder, prev_dir, old)
     embed_s = time.monotonic() - started
-    reused = _reuse(gdir, rows, prev_dir, embedder.spec)
+    reused = _reuse(gdir, rows, old, prev_dir, embedder.spec)
     if reused is not None:
         _write_rows(gdir, rows, vectors)
         return {**reused, "embedded": embedded, "embed_seconds": round(embed_s, 1), "reused_from": prev_dir.name,
@@ -152,16 +162,15 @@ def _write_rows(gdir: Path, rows: list[dict], vectors: np.ndarray) -> None:
         np.save(fh, vectors)
 
 
-def _reuse(gdir: Path, rows: list[dict], prev_dir: Path | None, spec: str) -> dict | None:
+def _reuse(gdir: Path, rows: list[dict], old: list[dict], prev_dir: Path | None, spec: str) -> dict | None:
     """An edit inside a document leaves every training row (bank, headings, curated phrasings) as it was; the
     previous generation's routers are then the very model a retrain would fit (training is seeded), so they are
     copied instead of retrained — retraining took 179 of 208 s of a one-sentence re-ingest at 10k sections
     (benchmarks/scale.py). Returns the previous router summary, or None when anything differs."""
-    if prev_dir is None or not (prev_dir / QUESTIONS_FILE).exists() or not (prev_dir / "meta.json").exists():
+    if not old or not (prev_dir / "meta.json").exists():
         return None
     keys = ("text", "lang", "section", "curated", "kind")
     try:
-        old = [json.loads(line) for line in (prev_dir / QUESTIONS_FILE).read_text(encoding="utf-8").splitlines()]
         summary = json.loads((prev_dir / "meta.json").read_text(encoding="utf-8")).get("router") or {}
     except (OSError, ValueError):
         return None
