@@ -58,9 +58,10 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
         # They take the last places rather than growing the answer: the sentence budget keeps answers short.
         picked = picked[:max(settings.max_sentences - len(strays), 1)] + strays
     # A belief question hears the correction first (「任せきりにせず…」), then the sections' detail.
-    first = [ip for ip in picked if "premise" in turn.intents and phrasebook.answers_intent(ip[1].sentence.text,
-                                                                                           ("premise",))]
-    return [p for _, p in first + [ip for ip in picked if ip not in first]]
+    if "premise" in turn.intents:
+        first = [ip for ip in picked if phrasebook.answers_intent(ip[1].sentence.text, ("premise",))]
+        picked = first + [ip for ip in picked if ip not in first]
+    return [p for _, p in picked]
 
 
 def _score(turn, kb, i: int, q_tokens: set[str], settings) -> Picked:
