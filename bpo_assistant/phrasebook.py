@@ -65,6 +65,12 @@ COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|お
 # Pointing into the last answer: 「その中で」「そのうち」 narrow to what was just said.
 NARROW = re.compile(r"その中で|そのうち|その中の|中でも|さっきの中で|among\s+them|of\s+those|of\s+these", re.I)
 
+# English has no tagger here: the places an English question about Japanese BPO tends to name (「in Japan」 is context,
+# not a company), and the offshore countries a comparison names.
+PLACES_EN = frozenset("japan tokyo osaka asia vietnam philippines india china thailand malaysia indonesia korea "
+                      "taiwan singapore bangladesh".split())
+HOME_EN = frozenset("japan tokyo osaka".split())  # the kb's own setting: context, not a subject it lacks
+
 LEAD = {"ja": "ナレッジベースによると:", "en": "According to our knowledge base:"}
 SOURCES = {"ja": "出典:", "en": "Sources:"}
 FALLBACK_NOTICE = "No English source covers this; the answer quotes our Japanese guidance."

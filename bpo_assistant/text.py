@@ -9,6 +9,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from .phrasebook import HOME_EN, PLACES_EN
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _JA_CHARS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -158,11 +160,6 @@ def proper_nouns(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-# English has no tagger here: the places an English question about Japanese BPO tends to name (「in Japan」 is context,
-# not a company), and the offshore countries a comparison names.
-PLACES_EN = frozenset("japan tokyo osaka asia vietnam philippines india china thailand malaysia indonesia korea "
-                      "taiwan singapore bangladesh".split())
-HOME_EN = frozenset("japan tokyo osaka".split())  # the kb's own setting: context, not a subject it lacks
 
 
 def place_names(text: str) -> list[str]:
