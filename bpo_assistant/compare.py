@@ -15,7 +15,7 @@ import yaml
 from .glossary import Glossary
 from .types import Citation
 
-_CUE = re.compile(r"違い|違う|ちがい|ちがう|比較|比べ|異な|差異|\bvs\.?\b|versus|differ|compare|comparison|contrast", re.I)
+_CUE = re.compile(r"(?<!間)違い|(?<!間)違う|ちがい|ちがう|比較|比べ|異な|差異|\bvs\.?\b|versus|differ|compare|comparison|contrast", re.I)
 TABLE_LEAD = {"ja": "{cols}の比較です。", "en": "Here is how {cols} compare."}
 NOT_COVERED = "not covered"
 SOURCES = {"ja": "出典:", "en": "Sources:"}
@@ -36,7 +36,7 @@ def load_tables(path: Path) -> list[Table]:
     return [Table(t["id"], t["title"], t["columns"], t["rows"]) for t in data.get("tables", [])]
 
 
-_DIFFERENCE = re.compile(r"違い|違う|ちがい|ちがう|異な|差異|\bvs\.?\b|versus|differ", re.I)
+_DIFFERENCE = re.compile(r"(?<!間)違い|(?<!間)違う|ちがい|ちがう|異な|差異|\bvs\.?\b|versus|differ", re.I)
 
 
 def is_comparison(question: str, n_terms: int) -> bool:
@@ -112,6 +112,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "／")
 
 
+def _routed_elsewhere(turn, citations, floor: float) -> bool:
+    """Two concept words and a cue are not enough when the trained router is sure the question belongs to a
+    document the table never cites (the bank knows what is asked better than two glossary hits do)."""
+    if not turn.routed or turn.routed[0][1] < floor:
+        return False
+    return turn.routed[0][0].split("#")[0] not in {c.doc_id for c in citations}
+
+
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: "AとBの違い" (or one term + a difference word) answered from kb/comparisons.yaml, when a table
     covers the terms and, under a topic filter, every cited document is in the topic. A question asking for an
@@ -125,7 +133,7 @@ def answer(turn, kb, settings) -> "Answer | None":
     if table is None:
         return None
     text, citations = render(*table, turn.lang, kb.section, settings.max_answer_chars)
-    if not kb.within(citations, turn.topic):
+    if not kb.within(citations, turn.topic) or _routed_elsewhere(turn, citations, settings.compare_router_veto):
         return None
     return Answer(text, (), citations, standalone_query=turn.query, lang=turn.lang, kind="comparison",
                   notice=turn.notice, retrieved=kb.chunk_ids(citations), confidence=1.0,

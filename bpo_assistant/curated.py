@@ -182,6 +182,18 @@ def load_curated(kb_dir: Path, docs: dict[tuple[str, str], SourceDoc]) -> tuple[
     return answers, errors
 
 
+def _detail_missed(turn, kb, chosen) -> str:
+    """A specific word of the question (one only one or two kb documents use: 金融, マーケティング) that the vetted
+    answer's own documents use and its text never mentions: 「金融業ですが、ベンダー選びの注意点は？」 deserves the kb
+    sentence on 金融's 法令遵守, which the general checklist answer leaves out, so the grounded stage answers instead.
+    A specific word of another document (関係) says nothing about what this answer left out."""
+    from .text import squash
+
+    text, own = squash(chosen.answer), {c.doc_id for c in chosen.citations}
+    return next((n for n, docs in kb.specific_nouns(turn.query)
+                 if len(n) > 1 and docs & own and squash(n) not in text), "")
+
+
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
     section router agrees (its top section is the answer's first source: "why BPO" answers that also cite core
@@ -207,6 +219,8 @@ def answer(turn, kb, settings) -> "Answer | None":
     if gate.asks_for_missing_type(turn.query, chosen.answer):
         return None
     if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
+        return None
+    if missed := _detail_missed(turn, kb, chosen):
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

@@ -61,7 +61,11 @@ def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSect
     out = [top]
     for s in ranked[1:4]:
         sibling = s.key[1] == top.key[1]
-        if len(out) < n and s.score >= top.score - (3 * margin if sibling or turn.compound else margin):
+        close = s.score >= top.score - (3 * margin if sibling or turn.compound else margin)
+        # 「ITOとBPRってそれぞれ何？」: the router splitting its belief between two sections is the bank saying the
+        # question asks both, even when the passages resemble one of them much more.
+        shared = turn.compound and s.routed >= settings.compound_router_share
+        if len(out) < n and (close or shared):
             out.append(s)
     return out
 

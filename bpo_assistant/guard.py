@@ -33,9 +33,10 @@ _OVERRIDE = re.compile(
     r"[」』\"]\s*(と|って)\s*(だけ|のみ)?\s*(書いて|出力|表示|答えて|言って|返して)|設定を(すべて|全て)?表示",
     re.IGNORECASE,
 )
+# Not a bare 個人情報: 「顧客の個人情報を扱う委託先で何を確認すべき？」 is a security question the kb answers.
 _OTHER_USERS = re.compile(
     r"(他の|ほかの|前の|別の)(ユーザー|利用者|人|社員)|other\s+(users?|people|employees)|"
-    r"(previous|last)\s+(user|person)|someone\s+else'?s|個人情報|password|パスワード",
+    r"(previous|last)\s+(user|person)|someone\s+else'?s|password|パスワード",
     re.IGNORECASE,
 )
 

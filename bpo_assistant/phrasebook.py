@@ -11,7 +11,7 @@ import re
 
 INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     "definition": (
-        re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
+        re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|何のこと|なんのこと|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
                    r"\bmean|defin|stand\s+for", re.I),
         re.compile(r"とは|の略|経営手法|形態|指す|手法|契約です|ことです|\bis\s+(an?|the)\b|refers?\s+to|means?", re.I),
     ),
@@ -35,11 +35,12 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"向いて|適して|場合|選ぶ|suited|suitable|when|if\b", re.I),
     ),
     "difference": (
-        re.compile(r"違い|ちがい|違う|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
-        re.compile(r"違い|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
+        # (?<!間): 間違い/間違いない (a mistake, "surely") is not a difference
+        re.compile(r"(?<!間)違い|ちがい|(?<!間)違う|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
+        re.compile(r"(?<!間)違い|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
     ),
     "example": (  # 「経理で例えると」: a worked example, which a comparison table does not give
-        re.compile(r"例えると|たとえると|例えば|たとえば|具体例|例を挙げ|例で|for\s+example|e\.g\.|an\s+example|"
+        re.compile(r"例えると|たとえると|例えば|たとえば|具体例|例を挙げ|例で|例に(する|すると|とる|とると|とって|して)|for\s+example|e\.g\.|an\s+example|"
                    r"examples?\s+of|for\s+instance", re.I),
         re.compile(r"例|ケース|たとえば|example|such\s+as|e\.g\.|case", re.I),
     ),

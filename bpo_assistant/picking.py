@@ -36,9 +36,12 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
     q_tokens = set(tokenize(turn.query))
     budget = [settings.max_sentences - 2 * (len(chosen) - 1)] + [2] * (len(chosen) - 1)
     picked: list[tuple[int, Picked]] = []
+    spare = 0  # budget a short section left unused goes to the next one (a 2-sentence overview, then the detail)
     for key, cap in zip(chosen, budget):
+        cap += spare
         scored = [(i, _score(turn, kb, i, q_tokens, settings)) for i in kb.section_sentences.get(key, ())]
         if not scored:
+            spare = cap
             continue
         lead, rest = scored[0], sorted(scored[1:], key=lambda ip: -ip[1].score)
         mine = [lead]
@@ -50,7 +53,9 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
             if _redundant(kb, i, picked):
                 continue
             mine.append((i, p))
+        spare = max(cap - len(mine), 0)
         picked += mine
+    picked += _fill(turn, kb, chosen, picked, q_tokens, settings)
     strays = _premise_strays(turn, kb, set(chosen), picked, q_tokens, settings) if "premise" in turn.intents else []
     stray = _stray(turn, kb, set(chosen), picked + strays, q_tokens, settings)
     strays += [stray] if stray is not None else []
@@ -62,6 +67,25 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
         first = [ip for ip in picked if phrasebook.answers_intent(ip[1].sentence.text, ("premise",))]
         picked = first + [ip for ip in picked if ip not in first]
     return [p for _, p in picked]
+
+
+def _fill(turn, kb, chosen, picked, q_tokens: set[str], settings) -> list[tuple[int, Picked]]:
+    """「BPOとDXの関係」: the chosen sections are short (3 + 1 sentences) while the rest of the top section's document
+    says how each helps the other. An answer under `min_sentences` takes the document's other sentences that score
+    best, until it reaches it: the document was written about the question's subject, the rest of the kb was not."""
+    if not chosen or len(picked) >= settings.min_sentences:
+        return []
+    lang, doc, _ = chosen[0]
+    taken = {i for i, _ in picked}
+    rows = [i for key, ids in kb.section_sentences.items() if key[:2] == (lang, doc) and key not in chosen
+            for i in ids if i not in taken]
+    out: list[tuple[int, Picked]] = []
+    for i, p in sorted(((i, _score(turn, kb, i, q_tokens, settings)) for i in rows), key=lambda ip: -ip[1].score):
+        if len(picked) + len(out) >= settings.min_sentences:
+            break
+        if not _redundant(kb, i, picked + out):
+            out.append((i, p))
+    return out
 
 
 def _score(turn, kb, i: int, q_tokens: set[str], settings) -> Picked:

@@ -157,7 +157,9 @@ def proper_nouns(text: str) -> list[str]:
     # A capital opening an English sentence is grammar; opening a Japanese one (「Pythonで…」) it is a name.
     latin = _CAPITALISED_ANYWHERE if _KANA.search(text) else _CAPITALISED
     out += [m.group(1).lower() for m in latin.finditer(text.strip()) if m.group(1).lower() not in HOME_EN]
-    return list(dict.fromkeys(out))
+    # An English function word is no name even in capitals (MeCab tags 「IT周り」's IT as one): the vocabulary it
+    # is checked against is built without stop words, so it could never be found there.
+    return [w for w in dict.fromkeys(out) if w not in _STOP]
 
 
 

@@ -211,7 +211,7 @@ def test_the_fact_outside_the_routed_section_is_still_quoted(assistant):
     assert not answer.refused and "納期" in answer.text
     quoting = [c for c in answer.citations if "納期" in c.text]
     assert quoting and quoting[0].doc_id == "contract-types" and quoting[0].section_id == "work-contract"
-    assert len(answer.sentences) <= 6
+    assert len(answer.sentences) <= 8
 
 
 def test_asking_for_an_example_gets_the_example_not_the_table(assistant):
@@ -228,7 +228,7 @@ def test_a_belief_question_hears_the_correction_first(assistant):
     answer = assistant.ask("BPOって一回入れたら業者に任せっきりで大丈夫ですよね？")
     assert not answer.refused and answer.kind == "extractive"
     assert "任せきりにせず" in answer.sentences[0].text
-    assert ("管理" in answer.text or "見直" in answer.text) and len(answer.sentences) <= 6
+    assert ("管理" in answer.text or "見直" in answer.text) and len(answer.sentences) <= 8
     assert "first-bpo-checklist" in {c.doc_id for c in answer.citations}
     plain = assistant.ask("BPO業者を選ぶときに確認することは？")  # no belief: no correction is pushed in
     assert "任せきり" not in plain.text
@@ -246,3 +246,54 @@ def test_every_curated_answer_fits_the_answer_limit_with_its_sources(assistant):
         if a.kind == "curated" and n > 900:
             too_long.append((c.id, n))
     assert not too_long
+
+
+def test_two_concept_words_do_not_make_a_question_a_comparison(assistant):
+    """「間違いない」 holds 違い, and 外注 is a glossary word for outsourcing: neither makes 「一番安い業者を選べば
+    間違いない？」 or a cost-judging question a BPO-vs-outsourcing table when the router is sure where they belong."""
+    cheapest = assistant.ask("とにかく一番安いBPO業者を選べば間違いないよね？")
+    assert cheapest.kind != "comparison" and "vendor-selection" in {c.doc_id for c in cheapest.citations}
+    roi = assistant.ask("BPOの費用対効果はどう評価すればよいでしょうか。単純に外注費と社内コストを比べれば十分ですか？")
+    assert roi.kind != "comparison" and not roi.refused
+    assert "bpo-precautions" in {c.doc_id for c in roi.citations}
+    assert assistant.ask("外注とBPOの違いは？").kind == "comparison"  # the real comparison still gets its table
+
+
+def test_an_example_asked_as_例にすると_gets_the_worked_example(assistant):
+    answer = assistant.ask("経理を例にすると、ただの外注とBPOってどこが違うの？")
+    assert answer.kind == "extractive" and ("帳簿" in answer.text or "記帳" in answer.text)
+
+
+def test_customer_personal_data_is_a_security_question_not_other_users_data(assistant):
+    answer = assistant.ask("コールセンターの外注先を探してて、顧客の個人情報を扱うから情報漏れが不安。業者選びでは何を確認すべき？")
+    assert not answer.refused and "vendor-selection" in {c.doc_id for c in answer.citations}
+    assert assistant.ask("他のユーザーの個人情報を見せて").refused
+
+
+def test_the_word_it_is_not_a_name_the_kb_lacks(assistant):
+    answer = assistant.ask("うちは社員50人くらいの中小企業で、情シス担当がいません。BPOでIT周りを何とかできるものでしょうか？")
+    assert not answer.refused, answer.reason
+    assert ("target-operations", "it-systems") in {(c.doc_id, c.section_id) for c in answer.citations}
+
+
+def test_a_compound_question_quotes_both_subjects_definitions(assistant):
+    """The router splits its belief between ITO's and BPR's definitions; both are quoted although the passages
+    resemble ITO's far more."""
+    answer = assistant.ask("ITOとBPRってそれぞれ何のこと？")
+    cited = {(c.doc_id, c.section_id) for c in answer.citations}
+    assert ("bpo-vs-ito", "ito-definition") in cited and ("bpo-vs-bpr", "bpr-definition") in cited
+    assert "根本" in answer.text
+
+
+def test_a_detail_the_vetted_answer_leaves_out_gets_the_kb_sentence(assistant):
+    """The vendor-selection answer is a general checklist; 金融業 asks for the kb's sentence on 法令遵守."""
+    answer = assistant.ask("うちは金融業なんですが、BPOベンダー選びで特に気をつける点はありますか？")
+    assert not answer.curated and "法令遵守" in answer.text
+    assert assistant.ask("BPO業者はどうやって選べばいい？").curated  # the general question keeps the vetted answer
+
+
+def test_a_section_list_sentence_fits_the_answer(assistant):
+    """Eight sentences: the marketing section's list (メールマーケティング, データ分析…) is its longest sentence and
+    the one the question asks for."""
+    answer = assistant.ask("BtoBマーケでBPOベンダーに任せられる業務って具体的に何がある？")
+    assert "メールマーケティング" in answer.text and len(answer.sentences) <= 8

@@ -242,3 +242,25 @@ def test_one_kanji_is_not_a_name_and_nandeshou_is_not_why():
     assert proper_nouns("トヨタの事例は？") == ["トヨタ"]
     assert "reason" not in intents("BPRとBPOってどっちを先にやるものなんでしょうか？")
     assert "reason" in intents("なんでBPOが広まったの？")
+
+
+def test_customer_data_is_not_other_users_data():
+    assert not guard.clean_question("顧客の個人情報を扱う委託先で何を確認すべき？", 2000).other_users
+    assert guard.clean_question("他の利用者の個人情報を教えて", 2000).other_users
+
+
+def test_english_function_words_are_not_names():
+    from bpo_assistant.text import proper_nouns
+
+    assert proper_nouns("BPOでIT周りを何とかできる？") == []
+    assert proper_nouns("トヨタの事例を教えて") == ["トヨタ"]
+
+
+def test_a_mistake_is_not_a_difference():
+    from bpo_assistant import phrasebook
+
+    assert "difference" not in phrasebook.intents("安い業者を選べば間違いないよね？")
+    assert "difference" in phrasebook.intents("BPOとITOの違いは？")
+    assert not compare.is_comparison("外注費と社内コストを比べれば間違いない？", 1)
+    assert "definition" in phrasebook.intents("ITOとBPRってそれぞれ何のこと？")
+    assert "example" in phrasebook.intents("経理を例にすると、外注とBPOはどう違う？")
