@@ -297,3 +297,11 @@ def test_a_section_list_sentence_fits_the_answer(assistant):
     the one the question asks for."""
     answer = assistant.ask("BtoBマーケでBPOベンダーに任せられる業務って具体的に何がある？")
     assert "メールマーケティング" in answer.text and len(answer.sentences) <= 8
+
+
+def test_a_short_answer_fills_from_its_document(assistant):
+    """The relationship section holds 3 sentences; the rest of the BPO-and-DX document says how each helps the other."""
+    answer = assistant.ask("BPOとDXの関係")
+    dx = {c.n for c in answer.citations if c.doc_id == "bpo-and-dx"}
+    assert sum(1 for s in answer.sentences if set(s.citations) & dx) >= 5
+    assert any(w in answer.text for w in ("標準化", "可視化", "データ"))
