@@ -125,6 +125,9 @@ def purge(settings: Settings, now: float | None = None) -> int:
 def attach_question_log(assistant, settings: Settings, channel: str = "") -> QuestionLog | None:
     """Register the question log on `assistant` (once: a second call returns the registered log). `channel`
     labels events whose caller did not name one. None when BPO_LOG_QUESTIONS=false."""
+    from ..logs import attach_answer_log
+
+    attach_answer_log(assistant, settings, channel)  # every surface attaches here: one log record per answer
     observers = getattr(assistant, "observers", None)
     if not settings.log_questions or observers is None:  # None: a stand-in assistant (UI tests) has no seam
         return None
