@@ -261,3 +261,33 @@ def test_the_chat_logs_one_record_per_answer(bare, real_settings, caplog):
         close_app(demo)
     records = [r for r in caplog.records if r.name == ANSWERS]
     assert [(r.surface, r.refused) for r in records] == [("chat", False)] and records[0].sections
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_the_mcp_server_logs_one_record_per_ask_and_none_for_search(real_settings, tmp_path):
+    """`bpo-assistant mcp` through the official SDK's stdio client; its stderr (the log) goes to a file."""
+    pytest.importorskip("mcp")
+    import asyncio
+
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    from api_server import server_env
+    from bpo_assistant.settings import REPO_ROOT
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "bpo_assistant.cli", "mcp"], cwd=str(REPO_ROOT),
+                                   env=server_env(real_settings, log_level="INFO", log_format="json"))
+    errlog = tmp_path / "mcp.err"
+
+    async def calls() -> None:
+        with open(errlog, "w", encoding="utf-8") as err:
+            async with stdio_client(params, errlog=err) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await asyncio.wait_for(session.initialize(), 120)
+                    await session.call_tool("ask", {"question": QUESTION})
+                    await session.call_tool("search", {"query": "準委任契約", "k": 3})
+
+    asyncio.run(asyncio.wait_for(calls(), 240))
+    lines = [line for line in errlog.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    answers = [r for r in map(json.loads, lines) if r["logger"] == ANSWERS]
+    assert [(r["surface"], r["refused"]) for r in answers] == [("mcp", False)]
