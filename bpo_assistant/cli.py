@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .extras import MissingExtra
+from .logs import configure_logging
 from .settings import Settings, SettingsError, load_settings, set_offline_env
 
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"bpo-assistant: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings)
     try:
         return _run(args, settings)
     except KeyboardInterrupt:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +122,17 @@ class Settings(BaseSettings):
     triage_min_confidence: float = 0.5  # an answer routed below this joins the triage queue
     triage_theme_distance: float = 0.35  # average cosine distance (centred e5 vectors) under which questions share a theme
 
+    # Logs and traces (bpo_assistant/logs.py, tracing.py; README "Logs and traces"), set up by the entry points.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"  # INFO adds one record per answer
+    log_format: Literal["text", "json"] = "text"  # json: one object per line on stderr, for a log shipper
+    log_question_text: bool = False  # the per-answer record carries the question only when asked (it may hold names)
+    otel: bool = False  # one OpenTelemetry span per answer, a child per stage; OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value):
+        return value.strip().upper() if isinstance(value, str) else value
+
     def data_path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)
 
@@ -137,6 +150,8 @@ def _allowed(name: str) -> str:
     if field is None:
         return "a valid value"
     ann = field.annotation
+    if get_origin(ann) is Literal:
+        return "one of " + ", ".join(map(str, get_args(ann)))
     args = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]
     base = args[0] if len(args) == 1 else ann
     text = _ALLOWED.get(base, str(base))

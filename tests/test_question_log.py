@@ -72,7 +72,8 @@ def test_a_refusal_is_logged_with_its_reason(assistant, tmp_path):
 def test_switched_off_nothing_is_recorded(tmp_path):
     settings = make_settings(tmp_path / "data", log_questions=False)
     target = _Observed()
-    assert attach_question_log(target, settings) is None and target.observers == []
+    assert attach_question_log(target, settings) is None  # (the answer log of bpo_assistant.logs is not ours)
+    assert not [o for o in target.observers if isinstance(o, QuestionLog)]
     assert not (tmp_path / "data" / "owners.sqlite").exists()
 
 
@@ -103,7 +104,8 @@ def test_attach_is_idempotent(tmp_path):
     settings = make_settings(tmp_path / "data")
     target = _Observed()
     first = attach_question_log(target, settings)
-    assert attach_question_log(target, settings) is first and len(target.observers) == 1
+    assert attach_question_log(target, settings) is first
+    assert [o for o in target.observers if isinstance(o, QuestionLog)] == [first]
     first.close()
 
 
@@ -180,7 +182,7 @@ def test_weekly_kpis_refusal_reasons_and_curated_share_match_a_hand_count(tmp_pa
     assert [w.reasons for w in weeks] == [(("weak dense match", 2), (names, 1)), (("error", 1), (names, 1)), ()]
     assert (weeks[0].curated_share, weeks[1].curated_share, weeks[2].curated_share) == (0.5, 1.0, 0.0)
     assert weeks[0].reason_rate("weak dense match") == 0.4 and weeks[0].reason_rate("error") == 0.0
-    assert weeks[0].row() == ["2026-W52", 5, "40%", "60%", "–", 0, "50%"]
+    assert weeks[0].row() == ["2026-W52", 5, "40%", "60%", "–", 0, "50%", "1 ms"]  # every event took 1.0 ms
     assert weeks[0].reason_rows() == [["2026-W52", "weak dense match", 2, "40%", "67%"],
                                       ["2026-W52", names, 1, "20%", "33%"]]
     # the same rows by day: the ISO week is the sum of its days
@@ -188,6 +190,48 @@ def test_weekly_kpis_refusal_reasons_and_curated_share_match_a_hand_count(tmp_pa
     assert sum(d.asked for d in days if d.period <= "2026-12-27") == weeks[0].asked
     assert [d.period for d in days][-3:] == ["2027-01-01", "2027-01-02", "2027-01-04"]
     assert len(weekly(settings, since=_at("2026-12-28") - 3600)) == 2
+
+
+def test_p95_latency_per_day_and_week_matches_a_hand_count_and_is_on_the_page(tmp_path):
+    from bpo_assistant.owners.kpi import FORMULAS, daily, weekly
+    from bpo_assistant.ui.admin import AdminService
+
+    settings = make_settings(tmp_path / "data")
+    qlog = QuestionLog(settings)
+    mon, tue = _at("2026-11-30"), _at("2026-12-01")  # one ISO week, 2026-W49
+    for at, ms, refused, channel in [(mon, 400, False, ""), (mon + 1, 100, False, ""), (mon + 2, 1000, True, ""),
+                                     (mon + 3, 300, False, ""), (mon + 4, 200, False, ""),
+                                     (mon + 5, 9999, False, "admin"),  # the owner's re-check: not counted
+                                     (tue, 250, True, "")]:
+        answer = Answer("…", refused=refused, kind="refusal" if refused else "extractive")
+        qlog(AnswerEvent("質問", "ja", None, answer, (), ms, "g", channel, None, at))
+    qlog.close()
+    # By hand, linear interpolation between the closest ranks (numpy's default, the eval report's p95):
+    # 11-30 sorted [100 200 300 400 1000], position (5-1)·0.95 = 3.8 → 400 + 0.8·(1000-400) = 880 (the refusal counts)
+    # 12-01 [250] → 250;  the week [100 200 250 300 400 1000], position 5·0.95 = 4.75 → 400 + 0.75·600 = 850
+    days, weeks = daily(settings), weekly(settings)
+    assert [(d.period, round(d.p95_ms, 6)) for d in days] == [("2026-11-30", 880.0), ("2026-12-01", 250.0)]
+    assert [(w.period, round(w.p95_ms, 6)) for w in weeks] == [("2026-W49", 850.0)]
+    assert weeks[0].to_json()["p95_latency_ms"] == 850.0
+    # the admin tab's daily and weekly tables, under the column the page labels, with the formula written above
+    day_rows, _, week_rows, _ = AdminService(None, settings, None).kpis()
+    col = len(day_rows[0]) - 1
+    assert [r[col] for r in day_rows] == ["880 ms", "250 ms"] and week_rows[0][col] == "850 ms"
+    assert "(n−1)×0.95" in FORMULAS["p95_latency"] and "evals.metrics.percentile" in FORMULAS["p95_latency"]
+
+
+def test_the_admin_tab_writes_every_kpi_formula_and_labels_the_p95_column(tmp_path):
+    from test_ui_app import ObservedAssistant
+
+    from bpo_assistant.owners.kpi import COLUMNS, FORMULAS
+    from bpo_assistant.ui.app import build_app
+
+    demo = build_app(ObservedAssistant(), make_settings(tmp_path / "data"))
+    texts = " ".join(str(getattr(b, "value", "")) for b in demo.blocks.values())
+    assert all(f in texts for f in FORMULAS.values())
+    tables = [b for b in demo.blocks.values() if getattr(b, "elem_id", "") in ("bpo-admin-kpi", "bpo-admin-kpi-week")]
+    assert len(tables) == 2 and all(t.headers[-1] == COLUMNS[-1] == "p95 応答時間 / p95 latency" for t in tables)
+    demo.session_janitor.stop()
 
 
 @pytest.mark.parametrize("reason, kind, category", [

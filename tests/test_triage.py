@@ -125,3 +125,31 @@ def test_triage_resolve_cli_fixes_and_closes_by_id(kb_copy, tmp_path, monkeypatc
     assert main(["triage", "resolve", "999", "--as", "out-of-scope"]) == 2
     assert "no question #999" in capsys.readouterr().err
     assert main(["triage", "resolve", str(ids["BPOの語源を教えて"]), "--as", "alias:PC"]) == 2
+
+
+@pytest.mark.parametrize("others", [False, True])  # the withdrawn 👎 was the store's only row, or one of several
+def test_a_withdrawn_thumbs_down_leaves_no_triage_item_and_no_dislike(tmp_path, others):
+    """Through the chat's own handlers: answered → 👎 (the owners' page links it) → the same thumb clicked again,
+    which deletes the feedback row. The question must leave the queue and the KPIs must stop counting it."""
+    from test_ui_app import REQ, FakeAssistant, like
+
+    from bpo_assistant.owners.kpi import daily
+    from bpo_assistant.owners.qlog import link_feedback
+    from bpo_assistant.ui.chat import ChatService
+
+    settings = make_settings(tmp_path / "data")
+    store = FeedbackStore(settings)
+    if others:
+        store.add(question="請負契約とは？", answer="…", rating=1, lang="ja")
+    svc = ChatService(FakeAssistant(), store)
+    text, records = list(svc.respond_ui("BPOとは何ですか？", [], {}))[-1]
+    log_events(settings, [("BPOとは何ですか？", "extractive", False, 0.95, 1)])  # the log row of that answer
+    chat = [{"role": "user", "content": [{"type": "text", "text": "BPOとは何ですか？"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": text}]}]
+    rows, *_ = svc.on_like(chat, records, {}, like(1, False), REQ)
+    assert [(i.question, i.why) for i in items(settings)] == [("BPOとは何ですか？", "disliked")]
+    assert (daily(settings)[-1].rated, daily(settings)[-1].disliked) == (1, 1)
+    svc.on_like(chat, records, rows, like(1, None), REQ)  # withdrawn: the feedback row is deleted
+    assert items(settings) == []
+    assert (daily(settings)[-1].rated, daily(settings)[-1].disliked) == (0, 0)
+    assert link_feedback(settings) == 0  # nothing left to change

@@ -5,6 +5,8 @@
     拒否率 / refusal rate  refused ÷ asked, also split by reason category (reason_category)
     低評価率 / dislike rate  👎 ÷ rated (rows linked to a 👍 or 👎 in the feedback store)
     キュレート回答率 / curated share  answers of kind "curated" ÷ answered
+    p95 応答時間 / p95 latency  the 95th percentile of every counted question's latency_ms (refusals wait too),
+                   by evals.metrics.percentile, the function behind the eval report's p95
 
 The refusal reason needs no column of its own: question_log.reason already holds Answer.reason. That text carries
 the case's details (「weak dense match 0.812」, 「names 'トヨタ', …」), so it is reduced to a category when counted,
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from evals.metrics import percentile
+
 from ..settings import Settings
 from .db import engine_for, questions
 from .qlog import link_feedback
@@ -34,6 +38,9 @@ FORMULAS = {
     "reason_rate": "理由別拒否率 = その理由で拒否した質問 ÷ 質問数 (refused for that reason ÷ asked)",
     "dislike_rate": "低評価率 = 👎 ÷ 評価された回答 (dislike rate = 👎 ÷ rated)",
     "curated_share": "キュレート回答率 = キュレート回答 ÷ 回答できた質問 (curated-hit share = kind curated ÷ answered)",
+    "p95_latency": "p95 応答時間 = 期間内の全質問 (拒否を含む) の応答時間 n 件を昇順に並べ、位置 (n−1)×0.95 の値 "
+                   "(間は線形補間; 評価レポートの p95 と同じ evals.metrics.percentile) "
+                   "(p95 latency = sorted latencies x, x[(n−1)·0.95] linearly interpolated, as in the eval report)",
 }
 
 # Reasons whose variable part is not a number, a quote or a parenthesis: one category each.
@@ -66,6 +73,7 @@ class Kpi:
     disliked: int
     curated: int = 0
     reasons: tuple[tuple[str, int], ...] = ()  # refusals per reason_category, most frequent first
+    p95_ms: float | None = None  # FORMULAS["p95_latency"]; None for a period without questions
 
     @property
     def answer_rate(self) -> float:
@@ -89,7 +97,8 @@ class Kpi:
     def row(self) -> list:
         return [self.period, self.asked, f"{self.answer_rate:.0%}", f"{self.refusal_rate:.0%}",
                 f"{self.dislike_rate:.0%}" if self.rated else "–", self.rated,
-                f"{self.curated_share:.0%}" if self.answered else "–"]
+                f"{self.curated_share:.0%}" if self.answered else "–",
+                f"{self.p95_ms:.0f} ms" if self.p95_ms is not None else "–"]
 
     def to_json(self) -> dict:
         return {"period": self.period, "asked": self.asked, "answered": self.answered, "refused": self.refused,
@@ -97,6 +106,7 @@ class Kpi:
                 "answer_rate": self.answer_rate, "refusal_rate": self.refusal_rate,
                 "dislike_rate": self.dislike_rate if self.rated else None,
                 "curated_share": self.curated_share if self.answered else None,
+                "p95_latency_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
                 "refusals_by_reason": [{"reason": r, "count": n, "rate": n / self.asked} for r, n in self.reasons]}
 
     def reason_rows(self) -> list[list]:
@@ -105,7 +115,7 @@ class Kpi:
 
 
 COLUMNS = ["期間 / period", "質問数 / asked", "回答率 / answer rate", "拒否率 / refusal rate", "低評価率 / dislike rate",
-           "評価数 / rated", "キュレート回答率 / curated share"]
+           "評価数 / rated", "キュレート回答率 / curated share", "p95 応答時間 / p95 latency"]
 REASON_COLUMNS = ["期間 / period", "拒否理由 / reason", "件数 / count", "理由別拒否率 / ÷ asked", "拒否内の割合 / ÷ refused"]
 
 
@@ -131,10 +141,11 @@ def weekly(settings: Settings, since: float | None = None) -> list[Kpi]:
 
 
 def log_rows(settings: Settings, since: float | None = None) -> list:
-    """(at, refused, rating, kind, reason) of every counted question, 👍/👎 linked first; for aggregate()."""
+    """(at, refused, rating, kind, reason, latency_ms) of every counted question, 👍/👎 linked first; for
+    aggregate()."""
     link_feedback(settings)
     c = questions.c
-    stmt = select(c.at, c.refused, c.rating, c.kind, c.reason).where(c.channel != "admin")
+    stmt = select(c.at, c.refused, c.rating, c.kind, c.reason, c.latency_ms).where(c.channel != "admin")
     if since is not None:
         stmt = stmt.where(c.at >= since)
     with engine_for(settings).connect() as conn:
@@ -142,11 +153,13 @@ def log_rows(settings: Settings, since: float | None = None) -> list:
 
 
 def aggregate(rows: Iterable, period_of: Callable[[float], str]) -> list[Kpi]:
-    """rows of (at, refused, rating, kind, reason) → one Kpi per period, oldest first."""
+    """rows of (at, refused, rating, kind, reason, latency_ms) → one Kpi per period, oldest first."""
     counts: dict[str, list[int]] = {}
     reasons: dict[str, Counter] = {}
-    for at, refused, rating, kind, reason in rows:
+    latencies: dict[str, list[float]] = {}
+    for at, refused, rating, kind, reason, latency_ms in rows:
         key = period_of(at)
+        latencies.setdefault(key, []).append(float(latency_ms or 0.0))
         d = counts.setdefault(key, [0, 0, 0, 0, 0, 0])
         d[0] += 1
         if refused:
@@ -158,7 +171,8 @@ def aggregate(rows: Iterable, period_of: Callable[[float], str]) -> list[Kpi]:
         if rating is not None:
             d[3] += 1
             d[4] += rating < 0
-    return [Kpi(key, *d, reasons=tuple(sorted(reasons.get(key, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))))
+    return [Kpi(key, *d, reasons=tuple(sorted(reasons.get(key, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))),
+                p95_ms=percentile(latencies[key], 95))
             for key, d in sorted(counts.items())]
 
 

@@ -125,6 +125,9 @@ def purge(settings: Settings, now: float | None = None) -> int:
 def attach_question_log(assistant, settings: Settings, channel: str = "") -> QuestionLog | None:
     """Register the question log on `assistant` (once: a second call returns the registered log). `channel`
     labels events whose caller did not name one. None when BPO_LOG_QUESTIONS=false."""
+    from ..logs import attach_answer_log
+
+    attach_answer_log(assistant, settings, channel)  # every surface attaches here: one log record per answer
     observers = getattr(assistant, "observers", None)
     if not settings.log_questions or observers is None:  # None: a stand-in assistant (UI tests) has no seam
         return None
@@ -144,16 +147,27 @@ def _key(text: str) -> str:
 def link_feedback(settings: Settings, window_s: float = DAY) -> int:
     """Copy 👍/👎 from the feedback store onto the log row it rates: the latest row with the same question and
     language asked before the rating (within `window_s`). The chat's feedback row carries no log id, so the
-    question text and time are the link. Returns the number of rows updated."""
+    question text and time are the link. Returns the number of rows updated.
+
+    A 👍/👎 withdrawn in the chat (the thumb clicked again) deletes its feedback row; a log row still pointing at
+    a row that is gone loses its rating here, or it would stay 👎 in the triage queue and the KPIs for good. The
+    store's ids are AUTOINCREMENT, so a deleted id never comes back as another rating."""
     from ..feedback import FeedbackStore
 
     path = settings.data_path("feedback.sqlite")
     if not path.exists():
         return 0
     rated = FeedbackStore(path=path).rows()
-    if not rated:
-        return 0
     engine = engine_for(settings)
+    with engine.begin() as conn:
+        alive = {r["id"] for r in rated}
+        linked = conn.execute(select(questions.c.id, questions.c.feedback_id)
+                              .where(questions.c.feedback_id.is_not(None))).all()
+        gone = [r.id for r in linked if r.feedback_id not in alive]
+        if gone:
+            conn.execute(update(questions).where(questions.c.id.in_(gone)).values(feedback_id=None, rating=None))
+    if not rated:
+        return len(gone)
     since = min(r["created"] for r in rated) - window_s
     with engine.begin() as conn:
         rows = conn.execute(select(questions.c.id, questions.c.at, questions.c.question, questions.c.lang,
@@ -173,4 +187,4 @@ def link_feedback(settings: Settings, window_s: float = DAY) -> int:
                 conn.execute(update(questions).where(questions.c.id == target.id)
                              .values(feedback_id=fb["id"], rating=fb["rating"]))
                 changed += 1
-    return changed
+    return changed + len(gone)

@@ -1,9 +1,12 @@
 """「ナレッジ管理 / Knowledge admin」 tab: the triage queue, one-click fixes, and the KPIs of the question log.
 
-Who sees it: with BPO_AUTH_FILE, the login names in BPO_ADMINS; without a login, only a server bound to loopback
-(127.0.0.1, localhost, ::1), where whoever reaches the page sits at the machine. The tab is hidden until the
-page's load event says the visitor is an admin, and every handler checks again, so the Gradio API cannot reach
-what the page hides. The tab is built empty: no queue data goes into the page config.
+Who sees it: with BPO_AUTH_FILE, the logins whose line has the role `admin` (see ui/auth.py; BPO_ADMINS, the
+names that stood in before roles, still counts); without a login, only a server bound to loopback (127.0.0.1,
+localhost, ::1), where whoever reaches the page sits at the machine. The tab is hidden until the page's load event
+says the visitor is an admin, and every handler checks the gr.Request's login again: the events are private
+(not on the API page, refused by gradio_client), but a client that posts to the queue by fn_index reaches them
+anyway, so visibility alone would protect nothing. The tab is built empty: no queue data goes into the page
+config.
 
 `admin_tab(demo, assistant, settings)` is called inside build_app's gr.Tabs; it also registers the question log
 on the chat's Assistant (channel "chat").
@@ -21,6 +24,7 @@ from bpo_assistant.owners.db import IN_PROGRESS, OPEN, OUT_OF_SCOPE, RESOLVED
 from bpo_assistant.owners.qlog import attach_question_log
 from bpo_assistant.settings import REPO_ROOT, Settings
 
+from .auth import ADMIN, role_of
 from .render import md_inert
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ def admin_of(settings: Settings, username: str | None, server_name: str | None) 
     """(allowed, who for the status column, notice shown on the tab)."""
     if settings.auth_file:
         admins = {a.strip() for a in settings.admins.split(",") if a.strip()}
-        ok = bool(username) and username in admins
+        ok = bool(username) and (username in admins or role_of(settings.auth_file, username) == ADMIN)
         return ok, username or "", f"ログイン中 / signed in: {username} (admin)" if ok else ""
     if server_name in LOOPBACK:
         return True, "localhost", ("ログインなし: 127.0.0.1 で起動しているため、このPCの利用者だけが管理できます。 / "

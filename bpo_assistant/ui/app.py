@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from bpo_assistant.logs import configure_logging
 from bpo_assistant.settings import Settings, set_offline_env
 
 from .labels import EXAMPLES, t
@@ -287,9 +288,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
     # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would
     # oversubscribe two cores (measured: 19 ms vs 31 ms wall per query). Must be set before the engine loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if not logging.getLogger().handlers:  # login backoffs and API faults must reach the operator's terminal
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)  # login backoffs and API faults must reach the operator's terminal (BPO_LOG_*)
     from .serving import is_loopback, run_server
 
     auth = None

@@ -1,11 +1,22 @@
-"""Optional login for the chat: a file of `user:pbkdf2_sha256$iterations$salt$hash` lines (no plain passwords).
+"""Optional login for the chat: a file of `user:pbkdf2_sha256$iterations$salt$hash[:role]` lines (no plain
+passwords).
 
 The hash is base64(PBKDF2-HMAC-SHA256(password, salt, iterations, 32 bytes)) and the salt is an ASCII string
 used as its UTF-8 bytes, the same layout as Django's PBKDF2PasswordHasher. Blank lines and `#` comments are
-ignored. Create a line with:
+ignored.
 
-    python -m bpo_assistant.ui.auth USER            # asks for the password twice
-    python -m bpo_assistant.ui.auth USER >> users.txt
+The role is an optional third `:` field, `user` or `admin` (admin: sees the ナレッジ管理 / Knowledge admin tab and
+may call its handlers). A line without it, as every file written before roles, is role `user`, so old files keep
+working unchanged. `:` cannot occur in the name, the salt or base64, so the third field is unambiguous. Any other
+role is refused with the file and line (AuthFileError), never read as `user`: a typo in `admin` must be seen.
+
+    alice:pbkdf2_sha256$600000$9f…$Xr…=           # role user
+    sato:pbkdf2_sha256$600000$1c…$Qm…=:admin      # role admin
+
+Create a line with:
+
+    python -m bpo_assistant.ui.auth USER [--role admin]    # asks for the password twice
+    python -m bpo_assistant.ui.auth USER --role admin >> users.txt
 
 and point BPO_AUTH_FILE at the file.
 """
@@ -18,6 +29,7 @@ import getpass
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -31,6 +43,8 @@ ALGORITHM = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000  # OWASP 2023 guidance for PBKDF2-HMAC-SHA256
 MIN_ITERATIONS = 10_000
 MAX_ITERATIONS = 10_000_000  # a hostile file must not make each login take minutes
+USER, ADMIN = "user", "admin"
+ROLES = (USER, ADMIN)
 
 
 log = logging.getLogger(__name__)
@@ -54,11 +68,21 @@ def hash_password(password: str, salt: str | None = None, iterations: int = DEFA
     return f"{ALGORITHM}${iterations}${salt}${_derive(password, salt, iterations)}"
 
 
-def make_line(user: str, password: str, iterations: int = DEFAULT_ITERATIONS) -> str:
-    """One line for the auth file."""
+@dataclass(frozen=True)
+class Account:
+    user: str
+    encoded: str  # pbkdf2_sha256$iterations$salt$hash
+    role: str = USER
+
+
+def make_line(user: str, password: str, iterations: int = DEFAULT_ITERATIONS, role: str = USER) -> str:
+    """One line for the auth file; role `user` writes no role field (the line an old reader also accepts)."""
     if not user or ":" in user or any(ch.isspace() for ch in user):
         raise ValueError("user name must be non-empty, without ':' or spaces")
-    return f"{user}:{hash_password(password, iterations=iterations)}"
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    line = f"{user}:{hash_password(password, iterations=iterations)}"
+    return line if role == USER else f"{line}:{role}"
 
 
 def verify_password(password: str, encoded: str) -> bool:
@@ -73,24 +97,63 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(actual.encode("ascii"), expected.encode("ascii", "replace"))
 
 
-def parse_auth_file(path: Path | str) -> dict[str, str]:
-    """user -> encoded hash. Raises AuthFileError on a malformed line or a file without users."""
-    users: dict[str, str] = {}
+def parse_accounts(path: Path | str) -> dict[str, Account]:
+    """user -> Account. Raises AuthFileError (naming file and line) on a malformed line, an unknown role or a file
+    without users."""
+    accounts: dict[str, Account] = {}
     text = Path(path).read_text(encoding="utf-8")
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        user, sep, encoded = line.partition(":")
+        user, sep, rest = line.partition(":")
+        encoded, has_role, role = rest.partition(":")
         parts = encoded.split("$")
         if not sep or not user or len(parts) != 4 or parts[0] != ALGORITHM or not parts[1].isdigit():
-            raise AuthFileError(f"{path}:{lineno}: expected user:{ALGORITHM}$iterations$salt$hash")
+            raise AuthFileError(f"{path}:{lineno}: expected user:{ALGORITHM}$iterations$salt$hash[:role]")
         if int(parts[1]) < MIN_ITERATIONS or int(parts[1]) > MAX_ITERATIONS:
             raise AuthFileError(f"{path}:{lineno}: iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}")
-        users[user] = encoded
-    if not users:
+        if has_role and role not in ROLES:
+            raise AuthFileError(f"{path}:{lineno}: unknown role {role!r} for {user!r}: expected one of "
+                                f"{', '.join(ROLES)} (or no role field for {USER})")
+        accounts[user] = Account(user, encoded, role if has_role else USER)
+    if not accounts:
         raise AuthFileError(f"{path}: no users")
-    return users
+    return accounts
+
+
+def parse_auth_file(path: Path | str) -> dict[str, str]:
+    """user -> encoded hash, for make_verifier. Raises AuthFileError as parse_accounts does."""
+    return {user: a.encoded for user, a in parse_accounts(path).items()}
+
+
+_roles_cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+_roles_lock = threading.Lock()
+
+
+def role_of(path: Path | str, user: str | None) -> str | None:
+    """The user's role in the auth file as it is now (re-read when its mtime or size changes, so taking a role
+    away needs no restart); None for an unknown user. A file that cannot be read or parsed grants no role: the
+    admin check fails closed, and the reason is logged once per change of the file."""
+    if not user:
+        return None
+    key = str(path)
+    try:
+        st = os.stat(key)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError as exc:
+        log.warning("auth file %s unreadable, no roles granted: %s", key, exc)
+        return None
+    with _roles_lock:
+        cached = _roles_cache.get(key)
+        if cached is None or cached[0] != stamp:
+            try:
+                roles = {u: a.role for u, a in parse_accounts(key).items()}
+            except (OSError, AuthFileError) as exc:
+                log.warning("auth file unusable, no roles granted: %s", exc)
+                roles = {}
+            _roles_cache[key] = cached = (stamp, roles)
+    return cached[1].get(user)
 
 
 def make_verifier(users: dict[str, str]) -> Callable[[str, str], bool]:
@@ -192,16 +255,23 @@ class LoginThrottle:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m bpo_assistant.ui.auth USER  (prints a line for BPO_AUTH_FILE)", file=sys.stderr)
-        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bpo_assistant.ui.auth",
+                                     description="Prints one line for BPO_AUTH_FILE (asks for the password twice).")
+    parser.add_argument("user")
+    parser.add_argument("--role", choices=ROLES, default=USER,
+                        help="admin: may use the ナレッジ管理 / Knowledge admin tab (default: user)")
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse's usage error is exit 2, --help exit 0
+        return int(exc.code or 0)
     first = getpass.getpass("password: ")
     if first != getpass.getpass("again: "):
         print("passwords differ", file=sys.stderr)
         return 1
     try:
-        print(make_line(args[0], first))
+        print(make_line(args.user, first, role=args.role))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -106,7 +106,9 @@ def run_server(app, host: str, port: int, stop_event=None) -> None:
                     pass
             super().handle_exit(sig, frame)
 
-    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+    # log_config=None: uvicorn's records go through the root handler configure_logging installed (BPO_LOG_FORMAT=json
+    # stays one JSON object per line) instead of uvicorn's own text handlers.
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, log_config=None,
                           timeout_graceful_shutdown=10)).run()
 
 

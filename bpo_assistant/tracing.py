@@ -1,0 +1,98 @@
+"""Optional OpenTelemetry spans (BPO_OTEL=1): one span per answer, a child span per stage.
+
+The spans are built after the fact from the AnswerEvent: the answer's end (`event.at`), its total latency and the
+per-stage laps in `Answer.timings` give every start and end time, so the query path carries no tracing code and
+an answer never waits for it (export happens in the SDK's batch thread).
+
+Exporter: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (gRPC, the exporter that comes with chromadb; `http/protobuf`
+in OTEL_EXPORTER_OTLP_PROTOCOL picks the HTTP exporter if it is installed). Otherwise the global tracer provider:
+a no-op unless the host process installed an SDK provider (`opentelemetry-instrument`, a test). Missing packages
+are one warning and no spans, never a failed answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .settings import Settings
+from .types import AnswerEvent
+
+log = logging.getLogger(__name__)
+
+ROOT_SPAN = "bpo.answer"
+SERVICE = "bpo-assistant"
+
+
+class AnswerTracer:
+    def __init__(self, tracer) -> None:
+        self.tracer = tracer
+
+    def record(self, event: AnswerEvent, fields: dict[str, Any]) -> None:
+        from opentelemetry import trace
+
+        end = int(event.at * 1e9)
+        start = end - int(event.latency_ms * 1e6)
+        attrs = _attributes(fields)
+        root = self.tracer.start_span(ROOT_SPAN, attributes=attrs, start_time=start)
+        ctx = trace.set_span_in_context(root)
+        # The stages are consecutive laps that end when the answer is composed, i.e. just before the event: lay
+        # them out backwards from the end. What precedes the first lap (picking the index snapshot) stays in the root.
+        stages = list(event.answer.timings.items())
+        cursor = max(start, end - int(sum(ms for _, ms in stages) * 1e6))
+        for name, ms in stages:
+            stop = min(end, cursor + int(ms * 1e6))
+            child = self.tracer.start_span(f"bpo.{name}", context=ctx, start_time=cursor,
+                                           attributes={"bpo.stage": name, "bpo.surface": attrs["bpo.surface"]})
+            child.end(end_time=stop)
+            cursor = stop
+        root.end(end_time=end)
+
+
+def _attributes(fields: dict[str, Any]) -> dict[str, Any]:
+    """Span attributes are scalars or lists of scalars: the stage timings become one attribute each."""
+    attrs: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "stages_ms":
+            attrs.update({f"bpo.stage_ms.{k}": v for k, v in value.items()})
+        elif value is None:
+            continue
+        else:
+            attrs[f"bpo.{key}"] = list(value) if isinstance(value, (list, tuple)) else value
+    return attrs
+
+
+def _exporter():
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    if protocol.startswith("http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()  # endpoint, headers, timeout: the standard OTEL_EXPORTER_OTLP_* variables
+
+
+def make_tracer(settings: Settings, provider=None) -> AnswerTracer | None:
+    """The answer tracer, or None (with one warning) when the OpenTelemetry packages are missing. `provider`: a
+    TracerProvider to use instead of the OTLP one or the global one (tests pass one with an in-memory exporter)."""
+    try:
+        from opentelemetry import trace
+
+        if provider is None and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                                 or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            # Attributes given here override the environment's, so name the service only if OTEL_SERVICE_NAME does not.
+            base = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE}
+            provider = TracerProvider(resource=Resource.create(base))
+            provider.add_span_processor(BatchSpanProcessor(_exporter()))
+        provider = provider or trace.get_tracer_provider()
+        from . import __version__
+
+        return AnswerTracer(provider.get_tracer("bpo_assistant", __version__))
+    except ImportError as exc:
+        log.warning("BPO_OTEL=1 but OpenTelemetry is not installed (%s): no spans; "
+                    "pip install opentelemetry-sdk opentelemetry-exporter-otlp", exc.name or exc)
+        return None
