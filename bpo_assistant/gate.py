@@ -32,6 +32,10 @@ _ASKS_SUBSIDY = re.compile(r"補助金|助成金|給付金|subsid|\bgrants?\b", 
 # Only a long word before the ask counts: short loanwords (パターン, プラン) are ordinary words the kb happens not to use.
 _ASKS_OF_A_FIRM = re.compile(r"事例|実績|料金|評判|口コミ|サービス内容|株価|年収|case stud|reviews?", re.I)
 _KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{6,}")
+# Capital-letter firm names (NTT, KDDI, IBM): the kb's own acronyms (BPO, RPA, SLA) are found in its texts.
+_ACRONYM = re.compile(r"(?<![A-Za-z])[A-Z]{2,}[A-Za-z0-9]*(?![A-Za-z])")
+# The other BPO: 放送倫理・番組向上機構 (Broadcasting Ethics & Program Improvement Organization) judges programmes.
+_BROADCAST = re.compile(r"放送|番組|テレビ|ラジオ|視聴者|broadcast|television|\bTV\b|programme", re.I)
 _ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
 _ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
 # "How long does a BPO contract last" asks for years; "how long does it take to get … up and running" asks for the
@@ -137,9 +141,12 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
     (「ベトナムとフィリピン、どっちが安い？」), asks about a statute no kb text names (「派遣法の規制は？」), or asks for
     a case or price of a firm whose katakana name the kb never uses."""
     if ask := _ASKS_OF_A_FIRM.search(question):
-        for word in _KATAKANA_RUN.findall(question[: ask.start()]):
+        before = question[: ask.start()]
+        for word in _KATAKANA_RUN.findall(before) + _ACRONYM.findall(before):
             if word not in loanwords and not any(word in t for t in kb_texts()):
                 return f"names {word!r}, which the kb does not mention"
+    if (m := _BROADCAST.search(question)) and not any(m.group(0) in t for t in kb_texts()):
+        return "asks about broadcasting (the other BPO, 放送倫理・番組向上機構), which the kb does not cover"
     places = [p for p in place_names(question) if p not in vocab]
     if len(places) >= 2 and _COMPARES.search(question):
         return f"compares places the kb does not describe ({', '.join(places)})"

@@ -50,7 +50,7 @@ def rank_sections(turn: Turn, kb: Knowledge, hits, settings, lang: str) -> list[
     return sorted(out, key=lambda s: -s.score)
 
 
-def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSection]:
+def choose(turn: Turn, ranked: list[RankedSection], settings, sections=()) -> list[RankedSection]:
     """The top section, plus the next ones that score close to it: within the margin, or within three margins
     for a sibling section of the same document (siblings complement each other: a definition and its
     difference from BPO), or for a compound question."""
@@ -59,7 +59,16 @@ def choose(turn: Turn, ranked: list[RankedSection], settings) -> list[RankedSect
     n = 3 if turn.compound else 2
     top, margin = ranked[0], settings.second_section_margin
     out = [top]
+    by_key = {s.key: s for s in ranked}
+    for label in turn.part_routes:  # each half of a compound question brings its own top section
+        key = (top.key[0], *label.split("#", 1))
+        # A half's section the whole question neither retrieved nor routed to is still the kb's own section.
+        part = by_key.get(key) or (RankedSection(key, 0.0, 0.0, 0.0) if key in sections else None)
+        if part is not None and part not in out and len(out) < n:
+            out.append(part)
     for s in ranked[1:4]:
+        if s in out:
+            continue
         sibling = s.key[1] == top.key[1]
         close = s.score >= top.score - (3 * margin if sibling or turn.compound else margin)
         # 「ITOとBPRってそれぞれ何？」: the router splitting its belief between two sections is the bank saying the
@@ -74,7 +83,7 @@ def evidence(turn: Turn, kb: Knowledge, settings, lang: str):
     """Retrieve in `lang`, rank sections, choose and pick their sentences: (hits, ranked, picked)."""
     hits = kb.retriever.search(turn.query, lang=lang, qvec=turn.qvec, topic=turn.topic)
     ranked = rank_sections(turn, kb, hits, settings, lang)
-    return hits, ranked, pick(turn, kb, [s.key for s in choose(turn, ranked, settings)], settings)
+    return hits, ranked, pick(turn, kb, [s.key for s in choose(turn, ranked, settings, kb.sections)], settings)
 
 
 def answer(turn: Turn, kb: Knowledge, settings, embedder, llm=None) -> Answer:

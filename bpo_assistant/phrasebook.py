@@ -88,3 +88,24 @@ def answers_intent(sentence: str, wanted: tuple[str, ...]) -> bool:
 
 def is_compound(question: str) -> bool:
     return bool(COMPOUND.search(question))
+
+
+# Where a compound question divides, strongest joint first: two sentences, 「、それと」, 及び, then a joining と that is
+# not とは/として/という/とか/と思う (「BPOとは何？」 is one subject), then English "and".
+_PART_SPLITS = (
+    re.compile(r"[？?。！!]\s*(?=\S)"),
+    re.compile(r"、\s*(?:それと|それから|あと|あとは|それに|加えて)、?"),
+    re.compile(r"および|及び|ならびに|並びに"),
+    re.compile(r"(?<=[^\sとこ])と(?![はしいい言思かもなす、])"),
+    re.compile(r"\s+and\s+(?:also\s+)?|\s+as\s+well\s+as\s+", re.I),
+)
+
+
+def compound_parts(question: str) -> tuple[str, ...]:
+    """The two halves of a compound question (「ベンダー選定のポイント」「契約形態の違いを両方教えて」), each long
+    enough to route on its own, or () when no joint divides it."""
+    for joint in _PART_SPLITS:
+        parts = tuple(p.strip(" 、,") for p in joint.split(question.strip(), maxsplit=1))
+        if len(parts) == 2 and all(len(p) >= 2 for p in parts):
+            return parts
+    return ()

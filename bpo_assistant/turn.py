@@ -37,6 +37,7 @@ class Turn:
     timer: "Timer" = field(default=None, compare=False, hash=False)
     stop: Answer | None = None
     reason: str = ""  # why the turn stopped, or what a later refusal should say
+    part_routes: tuple[str, ...] = ()  # a compound question: the router's top "doc#section" for each half
 
     @property
     def confidence(self) -> float:
@@ -72,10 +73,19 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
         allowed = None if topic is None else {f"{d}#{s}" for (lg, d, s) in kb.sections
                                               if lg == lang and kb.doc_topic.get((lg, d)) == topic}
         routed = tuple(kb.section_router.ranked(qvec, allowed)[:8])
+    compound = phrasebook.is_compound(asked)
+    part_routes: tuple[str, ...] = ()
+    if compound and routed and (parts := phrasebook.compound_parts(query)):
+        # Each half routed on its own: the whole question's vector leans to one subject (0.90 for vendor selection
+        # in 「ベンダー選定のポイントと契約形態の違いを両方」), its halves do not. One more embedding call, only here.
+        part_routes = tuple(kb.section_router.ranked(v, allowed)[0][0] for v in embedder.queries(
+            [kb.glossary.canonicalize(p, lang) or p for p in parts]))
+        timer.lap("embed")
     # One product with every bank/curated question, shared by the curated stage, 「もしかして」 and the refusal.
     sims = kb.question_vectors @ qvec if len(kb.questions) else np.zeros(0, np.float32)
     return Turn(question, asked, query, lang, qvec, routed, sims, phrasebook.intents(query),
-                phrasebook.is_compound(asked), topic, history, _prior_sections(history), notice, timer, reason=reason)
+                compound, topic, history, _prior_sections(history), notice, timer, reason=reason,
+                part_routes=part_routes)
 
 
 def _prior_sections(history: Sequence[Mapping]) -> tuple[str, ...]:

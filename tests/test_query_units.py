@@ -264,3 +264,12 @@ def test_a_mistake_is_not_a_difference():
     assert not compare.is_comparison("外注費と社内コストを比べれば間違いない？", 1)
     assert "definition" in phrasebook.intents("ITOとBPRってそれぞれ何のこと？")
     assert "example" in phrasebook.intents("経理を例にすると、外注とBPOはどう違う？")
+
+
+def test_a_compound_question_divides_at_its_joint():
+    from bpo_assistant.phrasebook import compound_parts
+
+    assert compound_parts("ベンダー選定のポイントと契約形態の違いを両方教えて") == ("ベンダー選定のポイント", "契約形態の違いを両方教えて")
+    assert compound_parts("BPOって何？あと、メリットは？")[0] == "BPOって何"
+    assert compound_parts("BPOとはどういう意味？") == ()  # とは joins nothing
+    assert compound_parts("Tell me the benefits and also the risks") == ("Tell me the benefits", "the risks")
