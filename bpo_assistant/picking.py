@@ -21,6 +21,7 @@ from .types import Sentence
 REDUNDANT_COS = 0.96
 STRAY_POOL = 20  # best sentences of the language looked at for a stray
 PREMISE_STRAYS = 1
+DOMAIN_TERMS = frozenset({"BPO", "アウトソーシング"})  # glossary terms no sentence is "about another subject" for
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,22 @@ def _premise_strays(turn, kb, chosen: set, picked, q_tokens: set[str], settings)
     if not picked:
         return []
     floor = max(p.score for _, p in picked) + settings.premise_margin
+    asked = {t.term for t in kb.glossary.find(turn.query)}
     out: list[tuple[int, Picked]] = []
     # A wider pool: the correcting sentence shares few words with the belief (丸投げ vs 任せきり).
     for i, p in _pool(turn, kb, chosen, picked, q_tokens, settings, 2 * STRAY_POOL):
         if len(out) >= PREMISE_STRAYS or p.score < floor:
             break
-        if phrasebook.answers_intent(p.sentence.text, ("premise",)) and not _redundant(kb, i, picked + out):
+        if (phrasebook.answers_intent(p.sentence.text, ("premise",)) and not _redundant(kb, i, picked + out)
+                and not _other_subject(kb, p.sentence.text, asked)):
             out.append((i, p))
     return out
+
+
+def _other_subject(kb, sentence: str, asked: set[str]) -> bool:
+    """A correcting sentence about a concept the question never names (「BPRは…必ずしも伴いません」 for a question on
+    シェアードサービス) corrects another belief. BPO and outsourcing (外部委託) are every sentence's subject."""
+    return any(t.term not in asked and t.term not in DOMAIN_TERMS for t in kb.glossary.find(sentence))
 
 
 def overlap(query_tokens: set[str], tokens: set[str]) -> float:

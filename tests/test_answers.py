@@ -307,3 +307,10 @@ def test_a_short_answer_fills_from_its_document(assistant):
     dx = {c.n for c in answer.citations if c.doc_id == "bpo-and-dx"}
     assert sum(1 for s in answer.sentences if set(s.citations) & dx) >= 5
     assert any(w in answer.text for w in ("標準化", "可視化", "データ"))
+
+
+def test_a_belief_is_not_corrected_with_another_concepts_sentence(assistant):
+    """「…必ずしも伴いません」 corrects a belief about BPR; a belief about shared services must not open with it."""
+    answer = assistant.ask("シェアードサービスも外部の会社に任せるんだよね？")
+    assert not answer.refused and "bpo-vs-bpr" not in {c.doc_id for c in answer.citations}
+    assert "bpo-vs-shared-services" in {c.doc_id for c in answer.citations}
