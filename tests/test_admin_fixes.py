@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bpo_assistant.owners import kpi
-from bpo_assistant.owners.fixes import FixError, add_case, add_expected_question, reingest, suite_case
+from bpo_assistant.owners.fixes import FixError, add_alias, add_case, add_expected_question, reingest, suite_case
 from conftest import make_settings, write_doc
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -60,6 +60,44 @@ def test_unknown_section_or_a_broken_bank_file_is_refused_untouched(kb_copy, tmp
     with pytest.raises(FixError, match="cannot be edited safely.*invalid YAML"):
         add_expected_question(settings, "ja", "bpo-overview#definition", "BPOってどういう意味の言葉？")
     assert path.read_text(encoding="utf-8") == broken
+
+
+def test_glossary_alias_is_one_changed_line_and_the_glossary_finds_it(kb_copy, tmp_path):
+    from bpo_assistant.glossary import Glossary
+    from bpo_assistant.kbcheck import check_kb
+
+    settings = make_settings(tmp_path / "data", kb_copy)
+    path = kb_copy / "glossary.yaml"
+    before = path.read_text(encoding="utf-8")
+    assert Glossary.load(path).find("外出しの費用は？") == []
+    fix = add_alias(settings, "アウトソーシング", "外出し")
+    after = path.read_text(encoding="utf-8")
+    (tmp_path / "before.yaml").write_text(before, encoding="utf-8")
+    git = subprocess.run(["git", "diff", "--no-index", "--numstat", "--", str(tmp_path / "before.yaml"), str(path)],
+                         capture_output=True, text=True)
+    assert git.stdout.split()[:2] == ["1", "1"]  # the entry's one variants line, nothing else re-dumped
+    assert added_lines(fix.diff) == [
+        "+  variants: [アウトソーシング, アウトソース, 外部委託, 外注, outsourcing, outsource, 外出し]"]
+    assert after.startswith("# Glossary:")  # the header comment survives
+    assert [t.term for t in Glossary.load(path).find("外出しの費用は？")] == ["アウトソーシング"]
+    assert check_kb(kb_copy) == []
+    # an alias YAML would misread unquoted still reads back as typed
+    add_alias(settings, "BPO", "BPO: 業務委託")
+    assert "BPO: 業務委託" in Glossary.load(path).by_name("BPO").variants
+
+
+@pytest.mark.parametrize("term, alias, message", [
+    ("パソコン", "PC", r"unknown glossary term 'パソコン'"),
+    ("BPO", "外注", r"glossary.yaml:\d+: '外注' is already used by another term, 'アウトソーシング'"),
+    ("アウトソーシング", "ＯＵＴＳＯＵＲＣＥ", r"already a name of 'アウトソーシング'"),  # full-width, any case
+    ("BPO", "  ", r"the alias is empty"),
+])
+def test_a_glossary_alias_that_cannot_be_added_is_refused_untouched(kb_copy, tmp_path, term, alias, message):
+    path = kb_copy / "glossary.yaml"
+    before = path.read_bytes()
+    with pytest.raises(FixError, match=message):
+        add_alias(make_settings(tmp_path / "data", kb_copy), term, alias)
+    assert path.read_bytes() == before
 
 
 def test_suite_case_is_appended_loadable_and_its_id_unique(tmp_path):
