@@ -201,9 +201,38 @@ def test_only_admins_get_the_tab_and_its_handlers(tmp_path, auth, user, host, al
     assert tab.visible is allowed
     if not allowed:  # the Gradio API reaches the handlers directly: each one refuses on its own
         for call in (lambda r: svc.load(r), lambda r: svc.out_of_scope("q1", {"q1": [[1, "x", "ja"]]}, r),
-                     lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r)):
+                     lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r),
+                     lambda r: svc.add_alias("q1", "BPO", "PC", {"q1": [[1, "x", "ja"]]}, r)):
             with pytest.raises(gr.Error, match="admin only"):
                 call(_Request(user))
+
+
+def test_the_admin_alias_button_writes_the_line_resolves_and_asks_again(kb_copy, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from bpo_assistant.owners import fixes
+    from bpo_assistant.owners.db import RESOLVED
+    from bpo_assistant.owners.triage import items
+    from bpo_assistant.ui.admin import AdminService
+    from test_triage import log_events
+
+    settings = make_settings(tmp_path / "data", kb_copy)
+    log_events(settings, [("外出しの費用は？", "refusal", True, 0.1, 30)])
+    (item,) = items(settings)
+    monkeypatch.setattr(fixes, "reingest", lambda s: SimpleNamespace(seconds=0.1))  # the re-ingest has its own test
+    reasked = SimpleNamespace(refresh=lambda: True, ask=lambda q, channel: SimpleNamespace(
+        sections=("bpo-vs-outsourcing#outsourcing-scope",), refused=False, kind="extractive", text="…"))
+    svc = AdminService(reasked, settings, _Demo("127.0.0.1"))
+    picks = {f"q{item.id}": [[item.id, item.question, "ja"]]}
+    glossary = kb_copy / "glossary.yaml"
+    before = glossary.read_bytes()
+    refused = svc.add_alias(f"q{item.id}", "BPO", "外注", picks, _Request())
+    assert refused.startswith("✗") and "already used by another term" in refused
+    assert glossary.read_bytes() == before and items(settings)[0].status == "未対応"
+    done = svc.add_alias(f"q{item.id}", "アウトソーシング", "外出し", picks, _Request())
+    assert "+  variants: [アウトソーシング, アウトソース, 外部委託, 外注, outsourcing, outsource, 外出し]" in done
+    assert "asked again: 回答 / answered (extractive)" in done
+    assert items(settings, statuses=None)[0].status == RESOLVED
 
 
 def test_the_loop_refused_question_to_queue_to_fix_to_answered(tmp_path):
