@@ -1,11 +1,13 @@
 """Scale benchmark (issue 11): a synthetic kb of N chunks (benchmarks/synthkb.py), full ingest, one document
 edited and re-ingested, then a fresh query process: start to first answer, warm p50/p95, its peak RSS.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --chunks 1000 [--embedder fake:384] [--questions 50]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --chunks 1000 [--embedder fake:384] [--questions 50] [--edits 10]
 
 Ingest runs as `bpo-assistant ingest` in a new process and the questions in another, as users meet them: imports
 count, and each process's CPU time and memory are its own. Threads are pinned to one per process (OMP etc.), so
-the figures do not depend on how busy the other core is. Prints a table and, last, one JSON object.
+the figures do not depend on how busy the other core is. `--edits N` edits that document N times (a new
+sentence each time) and reports the data dir after the last edit too: the store must not grow across edits.
+Prints a table and, last, one JSON object.
 """
 
 from __future__ import annotations
@@ -84,7 +86,15 @@ def query_worker(questions: int, suite: str) -> None:
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool) -> dict:
+def edit_again(path: Path, n: int) -> None:
+    """The n-th further edit of the sentence synthkb.edit_one wrote: still one chunk, one sentence."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("編集後の文書では"))
+    lines[at] = f"編集後の文書では、委託先との定例会で業務手順の変更点を毎月{n + 1}回確認します。"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1) -> dict:
     from bpo_assistant.settings import OFFLINE_ENV, Settings
     from benchmarks import synthkb
 
@@ -99,6 +109,11 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool) -> d
     edited = synthkb.edit_one(kb)
     edit_wall, edit_cpu, edit = timed_ingest(env)
     after_mb = disk_mb(data)
+    more = []
+    for n in range(1, edits):
+        edit_again(edited, n)
+        more.append(timed_ingest(env)[:2])
+    last_mb = disk_mb(data)
     q = timed_queries(env, questions, suite)
     result = {
         "chunks": full["chunks"], "expected_chunks": kb.expected_chunks, "embedder": embedder,
@@ -106,6 +121,7 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool) -> d
         "edit_reingest_wall_s": edit_wall, "edit_reingest_cpu_s": edit_cpu, "edit_embedded": edit["embedded"],
         "full_ingest_stages_s": full["timings"], "edit_reingest_stages_s": edit["timings"],
         "edited": edited.name, **q, "data_mb_before_edit": before_mb, "data_mb_after_edit": after_mb,
+        "edits": edits, "data_mb_after_edits": last_mb, "more_edits_wall_cpu_s": more,
     }
     if keep:
         result["workdir"] = str(tmp)
@@ -127,6 +143,10 @@ def table(r: dict) -> str:
         ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"),
         ("data dir MB before → after the edit", f"{r['data_mb_before_edit']:.0f} → {r['data_mb_after_edit']:.0f}"),
     ]
+    if r["edits"] > 1:
+        walls = sorted(w for w, _ in r["more_edits_wall_cpu_s"])
+        rows += [(f"data dir MB after {r['edits']} edits", f"{r['data_mb_after_edits']:.0f}"),
+                 (f"edits 2..{r['edits']} re-ingest wall s (median / max)", f"{walls[len(walls) // 2]:.1f} / {walls[-1]:.1f}")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -138,12 +158,13 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=50, help="warm questions, from the front of --suite")
     ap.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
     ap.add_argument("--keep", action="store_true", help="keep the temp kb and data dir (path in the JSON)")
+    ap.add_argument("--edits", type=int, default=1, help="edit the document this many times (disk after the last)")
     ap.add_argument("--query-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.query_worker:
         query_worker(args.questions, args.suite)
         return
-    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep)
+    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep, max(1, args.edits))
     print(table(result))
     print(json.dumps(result, ensure_ascii=False, default=str))
 

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON object: problems, routing notes")
     c = kb.add_parser("coverage", help="share of the article's facts the kb states, in ja and en")
     c.add_argument("--json", action="store_true", help="print one JSON object: shares, counts, missing facts")
+    m = kb.add_parser("maintenance", help="stale curated answers, reviews past BPO_REVIEW_DAYS, thin bank sections")
+    m.add_argument("--json", action="store_true", help="print one JSON object: counts, rows")
     a = kb.add_parser("add-question", help="add an expected question to a section's bank (one line; kb check runs)")
     a.add_argument("section", metavar="DOC#SECTION")
     a.add_argument("question")
@@ -94,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     tr = s.add_subparsers(dest="triage_command")
     r = tr.add_parser("resolve", help="fix and close questions by their #id")
     r.add_argument("ids", nargs="+", type=int, metavar="ID")
-    r.add_argument("--as", dest="how", required=True, metavar="question:DOC#SECTION|case:SUITE|out-of-scope")
+    r.add_argument("--as", dest="how", required=True,
+                   metavar="question:DOC#SECTION|alias:TERM|case:SUITE|out-of-scope")
+    r.add_argument("--alias", metavar="WORD", help="with alias:TERM, the word to add as a variant of TERM")
     r.add_argument("--doc", help="with case:SUITE, the document the answer must cite (default: a refuse case)")
     r.add_argument("--by", default=os.environ.get("USER") or "cli", help="who resolves it (default: $USER)")
     return p
@@ -190,6 +194,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             if args.json and not args.fix_hashes:
                 return _kb_check_json(settings)
             return cli_check(settings, fix_hashes=args.fix_hashes)
+        if args.kb_command == "maintenance":
+            from .owners.maintenance import cli_maintenance
+
+            return cli_maintenance(settings, as_json=args.json)
         if args.kb_command == "add-question":
             from .owners.fixes import cli_add_question
 
@@ -221,7 +229,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.triage_command == "resolve":
             from .owners.triage import cli_resolve
 
-            return cli_resolve(settings, args.ids, args.how, args.by, args.doc)
+            return cli_resolve(settings, args.ids, args.how, args.by, args.doc, args.alias)
         return cli_triage(settings, as_json=args.json, status=args.status)
     return 2
 

@@ -4,15 +4,20 @@ Layout under the data dir (ingest/ writes it; this module reads it and creates o
 
     CURRENT                         {"generation": "<gen>"}; replaced atomically (os.replace) by ingest
     DEPLOYMENT                      this installation's id in collection names (unless BPO_DEPLOYMENT_ID is set)
-    chroma/                         embedded Chroma (PersistentClient), one collection per generation
-    generations/<gen>/meta.json     embedder spec, dim, chunker version, counts, time
+    chroma/                         embedded Chroma (PersistentClient): per language a base and small deltas
+    generations/<gen>/meta.json     embedder spec, dim, chunker version, layout, counts, its collections, time
     generations/<gen>/manifest.json per source file: doc key, content hash, chunk and sentence ids
     generations/<gen>/chunks.jsonl  Chunk records
     generations/<gen>/sentences.jsonl  Sentence records
-    generations/<gen>/vectors.npz   chunk and sentence vectors (reused for unchanged documents)
+    generations/<gen>/vectors.npz   chunk and sentence vectors (reused for unchanged documents), and the
+                                    Chroma record id of each chunk
     generations/<gen>/bm25/         keyword index over chunks
 
-A killed ingest leaves at most an unfinished generation that CURRENT does not name; queries never see it.
+Collections outlive generations (layout 2): per language a generation reads a base collection, often written
+many generations ago, and at most one small delta with what changed since (ingest/vectorstore.py). A record's
+id is its chunk id plus a hash of all Chroma stores for it, and each generation reads only the ids it lists.
+A killed ingest leaves at most an unfinished generation that CURRENT does not name, and collections no
+generation names; queries never see either, the next ingest deletes both.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ import numpy as np
 from . import atomic
 from .keyword import KeywordIndex
 from .settings import Settings
-from .types import Chunk, Sentence
+from .types import Chunk, Sentence, content_hash
 
 CHUNKER_VERSION = "sections-sentences-v1"
+# 1: a collection per generation (meta["collection"]); 2: per language a long-lived base and a delta per edit
+# (meta["collections"]).
+# An older layout keeps serving until the next ingest, which writes it again under this one (vectors reused).
+INDEX_LAYOUT = 2
 
 
 class IndexMissing(RuntimeError):
@@ -82,8 +91,11 @@ def _checked_id(value: str, where: str) -> str:
     return value
 
 
-def collection_name(settings: Settings, gen: str) -> str:
-    return f"{settings.collection_prefix}_{deployment_id(settings)}_{gen}"
+def collection_name(settings: Settings, gen: str, lang: str) -> str:
+    """The collection generation `gen` wrote for one language: a base that later generations keep reading,
+    or a delta beside an older base (ingest/vectorstore.py). At most 63 characters with a 32-character id."""
+    lang = re.sub(r"[^a-z0-9]", "", lang.lower())[:3] or "x"
+    return f"{settings.collection_prefix}_{deployment_id(settings)}_{gen}-{lang}"
 
 
 def chroma_client(settings: Settings):
@@ -109,6 +121,59 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+@dataclass(frozen=True)
+class DenseIndex:
+    """A generation's view of its Chroma collections: nearest chunks among the records it lists.
+
+    A base collection also holds chunks that later edits replaced; those are dropped here. To still return k
+    hits a collection is asked for k plus the records it holds besides ours (`extra`, known from ingest), and
+    asked again for more in the rare case that was not enough.
+    """
+
+    collections: dict  # lang -> [(chromadb Collection, extra)]; "*": a layout-1 collection, lang by filter
+    known: dict[str, str]  # Chroma record id -> chunk id, for this generation's records only
+
+    def search(self, qvec, k: int, lang: str | None = None, topic: str | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity), best first; lang None: every language."""
+        hits: list[tuple[str, float]] = []
+        qvec = [float(x) for x in qvec]
+        for col_lang, cols in self.collections.items():
+            if lang and col_lang not in (lang, "*"):
+                continue
+            where = ([{"lang": lang}] if lang and col_lang == "*" else []) + ([{"topic": topic}] if topic else [])
+            for col, extra in cols:
+                hits += self._query(col, qvec, k, where, extra)
+        return sorted(hits, key=lambda h: -h[1])[:k]
+
+    def _query(self, col, qvec: list[float], k: int, where: list[dict], extra: int) -> list[tuple[str, float]]:
+        n = k + extra
+        while True:
+            res = col.query(query_embeddings=[qvec], n_results=n, include=["distances"],
+                            where=None if not where else where[0] if len(where) == 1 else {"$and": where})
+            ids, dists = res["ids"][0], res["distances"][0]
+            # cosine space: distance is 1 - similarity
+            mine = [(self.known[i], 1.0 - float(d)) for i, d in zip(ids, dists) if i in self.known]
+            if len(mine) >= k or len(ids) < n:
+                return mine[:k]
+            n *= 4
+
+
+def open_dense(settings: Settings, meta: dict, vectors) -> DenseIndex:
+    """The collections `meta` names. `vectors`: the generation's vectors.npz (record ids beside chunk ids)."""
+    client = chroma_client(settings)
+    if "collections" not in meta:  # layout 1, until the next ingest: record id = chunk id, lang by filter
+        name = meta.get("collection") or f"{settings.collection_prefix}_{deployment_id(settings)}_{meta['generation']}"
+        ids = vectors["chunk_ids"].tolist()
+        return DenseIndex({"*": [(client.get_collection(name, embedding_function=None), 0)]}, dict(zip(ids, ids)))
+    known = dict(zip(vectors["record_ids"].tolist(), vectors["chunk_ids"].tolist()))
+    cols = {}
+    for lang, entry in meta["collections"].items():
+        extra = max(0, sum(c["records"] for c in entry["read"]) - entry["own"])  # what is not ours, at most
+        cols[lang] = [(client.get_collection(c["name"], embedding_function=None), min(extra, c["records"]))
+                      for c in entry["read"]]
+    return DenseIndex(cols, known)
+
+
 @dataclass
 class LoadedIndex:
     """Everything the query path needs, loaded once per process."""
@@ -119,7 +184,7 @@ class LoadedIndex:
     sentences: list[Sentence]
     sentence_vectors: np.ndarray
     keyword: KeywordIndex
-    vectorstore: object  # langchain_chroma.Chroma
+    dense: DenseIndex
     sentences_by_chunk: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -144,16 +209,6 @@ def load_index(settings: Settings, embedder) -> LoadedIndex:
             f"the index was built by chunker {meta.get('chunker')!r}, this code uses {CHUNKER_VERSION!r}; "
             "re-ingest with `bpo-assistant ingest --rebuild`"
         )
-    from langchain_chroma import Chroma
-
-    store = Chroma(
-        # The name ingest wrote the generation under: one from before deployment ids keeps serving until the
-        # next ingest replaces it (ingest/vectorstore.py).
-        collection_name=meta.get("collection") or collection_name(settings, gen),
-        embedding_function=embedder,
-        client=chroma_client(settings),
-        create_collection_if_not_exists=False,
-    )
     chunks = {row["id"]: Chunk(**row) for row in read_jsonl(gdir / "chunks.jsonl")}
     sentences = [Sentence(**row) for row in read_jsonl(gdir / "sentences.jsonl")]
     vectors = np.load(gdir / "vectors.npz")
@@ -167,6 +222,7 @@ def load_index(settings: Settings, embedder) -> LoadedIndex:
         sentences=sentences,
         sentence_vectors=vectors["sentence_vectors"],
         keyword=KeywordIndex.load(gdir / "bm25"),
-        vectorstore=store,
+        # The names ingest wrote the generation under: an older layout keeps serving until the next ingest.
+        dense=open_dense(settings, meta, vectors),
         sentences_by_chunk=by_chunk,
     )

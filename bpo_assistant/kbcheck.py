@@ -71,6 +71,23 @@ def check_bank(kb_dir: Path, docs) -> list[str]:
     kb/questions/ folder is valid (the query path then ranks by retrieval alone) and gets no minimum check."""
     if not Path(kb_dir, "questions").is_dir():
         return []
+    counts, problems = _bank_counts(kb_dir, docs)
+    for bank, _lang, label, n, needed in _short(kb_dir, docs, counts):
+        problems.append(f"{bank}:1: section {label} has {n} expected question(s); at least {needed} needed")
+    return problems
+
+
+def short_sections(kb_dir: Path, docs) -> list[tuple[Path, str, str, int, int]]:
+    """(bank file, lang, "doc#section", questions, minimum) of each section below MIN_BANK, counted exactly as
+    `kb check` counts them (the maintenance list shows the same sections the check reports)."""
+    if not Path(kb_dir, "questions").is_dir():
+        return []
+    return _short(kb_dir, docs, _bank_counts(kb_dir, docs)[0])
+
+
+def _bank_counts(kb_dir: Path, docs) -> tuple[dict[tuple[str, str], int], list[str]]:
+    """Questions per (lang, "doc#section") that resolve, and the bank's problems (unknown section, a question
+    under two sections)."""
     questions, problems = load_bank(kb_dir)
     counts: dict[tuple[str, str], int] = {}
     first: dict[tuple[str, str], object] = {}
@@ -85,14 +102,18 @@ def check_bank(kb_dir: Path, docs) -> list[str]:
             problems.append(f"{q.path}:{q.line}: {q.text!r} is listed under {q.label} and under {other.label} "
                             f"({other.path}:{other.line})")
         counts[(q.lang, q.label)] = counts.get((q.lang, q.label), 0) + 1
+    return counts, problems
+
+
+def _short(kb_dir: Path, docs, counts) -> list[tuple[Path, str, str, int, int]]:
+    out = []
     for (lang, doc_id), doc in sorted(docs.items()):
         bank = Path(kb_dir, "questions", lang, f"{doc_id}.yaml")
         for section in doc.sections:
             n = counts.get((lang, f"{doc_id}#{section.id}"), 0)
             if n < MIN_BANK.get(lang, 5):
-                problems.append(f"{bank}:1: section {doc_id}#{section.id} has {n} expected question(s); "
-                                f"at least {MIN_BANK.get(lang, 5)} needed")
-    return problems
+                out.append((bank, lang, f"{doc_id}#{section.id}", n, MIN_BANK.get(lang, 5)))
+    return out
 
 
 def routing_notes(settings: Settings, min_p: float = 0.5) -> list[str]:

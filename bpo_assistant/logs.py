@@ -24,8 +24,9 @@ from .types import AnswerEvent
 ANSWERS = "bpo_assistant.answers"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field of the line.
-_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field of the line
+# (except uvicorn's `color_message`, the same message with terminal colour codes).
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -59,12 +59,9 @@ class HybridRetriever(BaseRetriever):
         return cache
 
     def dense(self, qvec: np.ndarray, lang: str, k: int, topic: str | None = None) -> list[tuple[str, float]]:
-        where: dict = {"lang": lang} if topic is None else {"$and": [{"lang": lang}, {"topic": topic}]}
-        pairs = self.index.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            embedding=qvec.tolist(), k=k, filter=where
-        )
-        # langchain-chroma returns the distance here (lower is closer); the collection is in cosine space.
-        return [(doc.id or doc.metadata.get("chunk_id"), 1.0 - float(dist)) for doc, dist in pairs]
+        # One collection per language, so only a topic is a filter; records of other generations sharing the
+        # collection are dropped inside (index.DenseIndex).
+        return self.index.dense.search(qvec, k, lang=lang, topic=topic)
 
     def keyword(self, query: str, lang: str, k: int) -> list[tuple[str, float]]:
         expanded = f"{query} {self.glossary.expand(query, lang)}"

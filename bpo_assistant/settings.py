@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line on stderr, for a log shipper
     log_question_text: bool = False  # the per-answer record carries the question only when asked (it may hold names)
     otel: bool = False  # one OpenTelemetry span per answer, a child per stage; OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    # Knowledge owners' maintenance list (bpo_assistant/owners/maintenance.py): a curated answer or kb document whose
+    # `reviewed:` date is older than this many days is listed for its owner to review again.
+    review_days: int = 180
 
     @field_validator("log_level", mode="before")
     @classmethod

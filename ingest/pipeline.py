@@ -3,8 +3,9 @@ new → write a new generation → swap CURRENT → drop old generations.
 
 Re-running is idempotent: a source whose bytes (or, failing that, parsed content) match the manifest is not
 parsed or embedded again, and when nothing changed no embedder is loaded and nothing is written (unless the
-current collection is gone from Chroma: then it is written again from the stored vectors). Vectors are reused
-by the exact text embedded, so an edited document only re-embeds its edited chunks/sentences.
+current records are gone from Chroma: then they are written again from the stored vectors). Vectors are reused
+by the exact text embedded, so an edited document only re-embeds its edited chunks/sentences, and only its
+new records are written to Chroma (a delta beside a long-lived base: vectorstore.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bpo_assistant import curated
-from bpo_assistant.index import CHUNKER_VERSION, IndexMismatch, collection_name, deployment_id
+from bpo_assistant.index import CHUNKER_VERSION, INDEX_LAYOUT, IndexMismatch, deployment_id
 from bpo_assistant.kbfiles import duplicate_reason
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
@@ -268,7 +269,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     by_lang = {lang: sum(1 for e in entries.values() if e["lang"] == lang) for lang in KB_LANGS}
     meta = {"generation": gen, "embedder": spec, "dim": dim, "chunker": CHUNKER_VERSION,
             "chunk_size": settings.chunk_size, "chunk_overlap_sentences": settings.chunk_overlap_sentences,
-            "chroma": store.chroma_target(settings), "collection": collection_name(settings, gen),
+            "chroma": store.chroma_target(settings), "layout": INDEX_LAYOUT,
             "deployment": deployment_id(settings), "versions": stack_versions(),
             "documents": len(entries), "documents_by_lang": by_lang, "chunks": len(chunks),
             "sentences": len(sentences), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -286,7 +287,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
         return {"router": summary, "router_hash": router_hash, "derived": tables}
 
     store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
-                           vectors[len(chunks):], derived)
+                           vectors[len(chunks):], derived, prev.meta if prev and not rebuild else None)
     previous = prev.gen if prev else None
     store.swap_current(settings, gen, previous)
     store.cleanup(settings, keep=gen, previous=previous)

@@ -1,8 +1,10 @@
 """Reading the current generation and writing the next one (layout: bpo_assistant/index.py).
 
 A generation is written completely, fsynced, and only then named by CURRENT (os.replace of a temp file).
-Until that swap, queries keep reading the previous generation; a killed run leaves an unnamed generation
-directory and collection that the next run deletes.
+Its Chroma records are written before the swap, into new collections only (a delta beside the base it
+shares with earlier generations, or a new base: vectorstore.py); what no live generation reads is dropped
+after it. Until the swap, queries keep reading the previous generation; a killed run leaves an unnamed
+generation directory and collections nobody reads, which the next run deletes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpo_assistant.index import current_generation, generation_dir, read_jsonl
+from bpo_assistant.index import current_generation, deployment_id, generation_dir, read_jsonl
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import Chunk, Sentence
 
@@ -111,28 +113,31 @@ def _jsonl(rows) -> str:
 
 def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, chunks: list[Chunk],
                      sentences: list[Sentence], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray,
-                     derived=None) -> None:
-    """Files first, the Chroma collection next, then `derived(gdir) -> dict` (the routers; merged into meta),
-    meta.json last (its presence marks a finished generation)."""
+                     derived=None, prev_meta: dict | None = None) -> None:
+    """Files first, then the Chroma records the previous generation's base lacks (`prev_meta`: its meta;
+    None writes a new base), then `derived(gdir) -> dict` (the routers; merged into meta), meta.json last
+    (its presence marks a finished generation)."""
     from dataclasses import asdict
 
     from bpo_assistant.keyword import KeywordIndex
 
     gdir = generation_dir(settings, gen)
     gdir.mkdir(parents=True, exist_ok=False)
+    ids = vectorstore.record_ids(chunks, chunk_vectors)
     _write_text(gdir / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     _write_text(gdir / "chunks.jsonl", _jsonl(asdict(c) for c in chunks))
     _write_text(gdir / "sentences.jsonl", _jsonl(asdict(s) for s in sentences))
     with open(gdir / "vectors.npz", "wb") as fh:
         # Plain unicode arrays (not object arrays) so np.load needs no pickle.
         np.savez(fh, chunk_ids=np.array([c.id for c in chunks], dtype=str), chunk_vectors=chunk_vectors,
+                 record_ids=np.array(ids, dtype=str),
                  sentence_ids=np.array([s.id for s in sentences], dtype=str), sentence_vectors=sentence_vectors)
         fh.flush()
         os.fsync(fh.fileno())
     KeywordIndex.build([c.id for c in chunks], [c.text for c in chunks]).save(gdir / "bm25")
     for f in (gdir / "bm25").iterdir():
         _fsync_path(f)
-    vectorstore.fill(settings, meta, chunks, chunk_vectors)
+    meta["collections"] = vectorstore.fill(settings, meta, chunks, chunk_vectors, ids, prev_meta)
     if derived is not None:
         meta.update(derived(gdir))
     _write_text(gdir / "meta.json", json.dumps(meta, ensure_ascii=False, indent=1))
@@ -158,29 +163,41 @@ def previous_generation(settings: Settings) -> str | None:
 
 
 def cleanup(settings: Settings, keep: str | None, previous: str | None = None) -> list[str]:
-    """Delete every generation and collection but `keep` and `previous`: older ones and orphans of killed runs.
+    """Delete every generation but `keep` and `previous` (older ones and orphans of killed runs) and every
+    collection neither reads.
 
     The previous generation survives one ingest because a serving process may be answering from it right now
-    (its Knowledge holds that collection until its next question sees CURRENT); dropping it under that question
-    was the NotFoundError people saw while an owner re-ingested.
+    (its Knowledge holds that generation until its next question sees CURRENT); dropping its collection under
+    that question was the NotFoundError people saw while an owner re-ingested.
 
+    Chroma goes first: a run killed here still finds the stray directories next time, and cleans up again.
     Only this deployment's collections are touched (vectorstore.py), so a Chroma server shared with other
     installations, or with replicas of this one, keeps theirs.
     """
-    removed: list[str] = []
-    legacy: list[str] = []
     root = settings.data_path("generations")
-    if root.is_dir():
-        for d in root.iterdir():
-            if not _has_deployment(d):
-                legacy.append(d.name)
-            if d.name not in (keep, previous):
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(d.name)
+    dirs = sorted(root.iterdir()) if root.is_dir() else []
+    legacy = [d.name for d in dirs if not _has_deployment(d)]
+    kept = {name for d in dirs if d.name in (keep, previous) for name in _collections(settings, d)}
+    vectorstore.drop_others(settings, kept, legacy)
+    removed: list[str] = []
+    for d in dirs:
+        if d.name not in (keep, previous):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d.name)
     for tmp in Path(settings.data_dir).glob("CURRENT.tmp-*"):
         tmp.unlink(missing_ok=True)
-    vectorstore.drop_others(settings, keep, previous, legacy)
     return removed
+
+
+def _collections(settings: Settings, gdir: Path) -> set[str]:
+    """The collection names a generation's meta records (layout 1: one of its own; 2: one per language)."""
+    try:
+        meta = json.loads((gdir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if "collections" in meta:
+        return {c["name"] for entry in meta["collections"].values() for c in entry["read"]}
+    return {meta.get("collection") or f"{settings.collection_prefix}_{deployment_id(settings)}_{gdir.name}"}
 
 
 def _has_deployment(gdir: Path) -> bool:

@@ -1,63 +1,125 @@
-"""The Chroma side of a generation: fill its collection, check it still serves, drop the ones no longer needed.
+"""The Chroma side of a generation: write only the records its collections lack, check they still serve it,
+drop the collections no live generation reads.
 
-A collection is named `<prefix>_<deployment>_<generation>` (bpo_assistant/index.py) and records `deployment`
-in its metadata. Cleanup matches that metadata only, never the local data-dir path: two replicas deployed at
-the same path on different hosts share the path but not the id, and on one `chroma run` server each ingest
-used to delete the other's collections.
+A generation reads, per language, a long-lived *base* collection and at most one small *delta* collection
+(meta["collections"]). An edit writes a new delta with the records the base lacks (the edited documents'
+chunks); the base outlives any number of edits. When the delta plus the base's superseded records pass
+REWRITE_AT, that generation writes a new base with exactly its records instead (compaction), so the store
+never holds more than a bounded share of dead records. The old design wrote every vector again per edit (a
+new collection per generation: 52-56 s of a 10k-chunk re-ingest), and one collection per language makes the
+language the collection, not a `where` filter that scans.
 
-Indexes written before deployment ids (collections `<prefix>_<generation>`, `data_dir` but no `deployment` in
-their metadata) keep serving: the query side opens the name recorded in meta.json. Their meta has no
-`deployment`, so the next ingest does not take the no-change path but writes the generation again under the
-new naming (vectors reused, nothing re-embedded). Cleanup first claims the legacy collections that our own
-generation directories name, by stamping our id on them (generation names carry a random tail, so another
-host's directories never name ours), and then drops them like any of ours once no serving process can need
-them. Legacy collections no generation directory of ours names are never touched.
+Why not upsert and delete in one collection per language: embedded Chroma caches a collection in each
+process and never sees another process's writes to it, so a UI process serving while `bpo-assistant ingest`
+changes its collection returned no new records and failed every filtered query ("Error finding id"). Every
+collection here is written by one ingest, before any reader opens it, and only read afterwards; a server
+(`chroma run`) and the embedded store behave alike.
+
+A record's id is its chunk id plus a hash of everything stored for it (text, metadata, vector): equal ids
+mean equal records, so the base serves every generation whose chunk is unchanged, and readers take from a
+collection only the ids their generation lists (index.DenseIndex). Nothing is deleted before CURRENT is
+swapped: a killed ingest leaves a collection no generation names, which the next ingest drops.
+
+Cleanup matches collections by the `deployment` in their metadata, never by the local data-dir path: two
+replicas deployed at the same path on different hosts share the path but not the id. Collections of layout 1
+(`<prefix>_<generation>` before deployment ids, `<prefix>_<deployment>_<generation>` after) keep serving the
+generation that names them and are dropped once none does; the pre-deployment ones are first claimed by
+stamping our id on them (only those our own generation directories name).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from bpo_assistant.index import CHUNKER_VERSION, chroma_client, collection_name, deployment_id, generation_dir
+from bpo_assistant.index import INDEX_LAYOUT, chroma_client, collection_name, deployment_id
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import Chunk
 
+_BATCH = 256
+# A new base once the delta and the base's dead records together pass this share of the live records (and
+# the floor, so a small kb is not rewritten on every edit): bounds disk and the extra hits a query skips,
+# while an edit writes only its own records for many edits in a row.
+REWRITE_AT, REWRITE_FLOOR = 0.05, 128
 
-def fill(settings: Settings, meta: dict, chunks: list[Chunk], vectors: np.ndarray) -> None:
-    """A new collection per generation (named by meta["collection"]), created through langchain_chroma and
-    filled with our vectors.
 
-    Vectors go in precomputed (collection.upsert with embeddings) rather than through Chroma.add_texts:
-    add_texts embeds the stored document, but we store the clean chunk text and embed 'title › section +
-    text' (chunking.embed_text), and most vectors are reused from the previous generation anyway. A caching
-    Embeddings keyed by the stored text could not tell apart equal texts in different sections.
+def _metadata(c: Chunk) -> dict:
+    return {"doc_id": c.doc_id, "lang": c.lang, "topic": c.topic, "section_id": c.section_id, "title": c.title,
+            "section_title": c.section_title, "ordinal": c.ordinal}
+
+
+def record_ids(chunks: list[Chunk], vectors: np.ndarray) -> list[str]:
+    """`<chunk id>@<hash of text, metadata and vector>`: a changed title or a re-embedding by `--rebuild`
+    makes a new record instead of changing one an older generation reads."""
+    out = []
+    for c, v in zip(chunks, vectors):
+        h = hashlib.sha256(json.dumps([c.text, _metadata(c)], ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        h.update(np.ascontiguousarray(v, dtype=np.float32).tobytes())
+        out.append(f"{c.id}@{h.hexdigest()[:12]}")
+    return out
+
+
+def _base(client, meta: dict, prev: dict | None, lang: str):
+    """The previous generation's base for `lang` with its ids, if it is whole and of this embedder."""
+    from chromadb.errors import NotFoundError
+
+    entry = ((prev or {}).get("collections") or {}).get(lang)
+    if not entry or any(prev.get(k) != meta.get(k) for k in ("embedder", "deployment", "layout")):
+        return None, set()
+    try:
+        col = client.get_collection(entry["read"][0]["name"], embedding_function=None)
+    except NotFoundError:
+        return None, set()
+    ids = set(col.get(include=[])["ids"])
+    return (col, ids) if len(ids) == entry["read"][0]["records"] else (None, set())
+
+
+def fill(settings: Settings, meta: dict, chunks: list[Chunk], vectors: np.ndarray, ids: list[str],
+         prev: dict | None) -> dict:
+    """Write, per language, a delta beside the previous generation's base (`prev`: its meta) or a new base.
+    Returns meta["collections"]: lang -> {"own": this generation's record count, "read": [base, delta?]},
+    each {"name", "records"}.
+
+    Vectors go in precomputed: we store the clean chunk text but embed 'title › section + text'
+    (chunking.embed_text), and most vectors are reused from the previous generation anyway.
     """
-    from langchain_chroma import Chroma
-
     client = chroma_client(settings)
-    store = Chroma(
-        collection_name=meta["collection"], embedding_function=None, client=client,
-        # data_dir stays for whoever inspects the server; nothing decides by it any more
-        collection_metadata={"embedder": meta["embedder"], "dim": int(meta["dim"]), "chunker": CHUNKER_VERSION,
-                             "generation": meta["generation"], "deployment": meta["deployment"],
-                             "data_dir": str(Path(settings.data_dir).resolve())},
-        collection_configuration={"hnsw": {"space": "cosine"}},
-    )
-    collection = store._collection  # noqa: SLF001 - the documented way to reach the chromadb collection
-    batch = max(1, min(256, client.get_max_batch_size()))
-    for start in range(0, len(chunks), batch):
-        part = chunks[start : start + batch]
-        collection.upsert(
-            ids=[c.id for c in part],
-            embeddings=vectors[start : start + batch].tolist(),
-            documents=[c.text for c in part],
-            metadatas=[{"doc_id": c.doc_id, "lang": c.lang, "topic": c.topic, "section_id": c.section_id,
-                        "title": c.title, "section_title": c.section_title, "ordinal": c.ordinal} for c in part],
-        )
+    by_lang: dict[str, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_lang.setdefault(c.lang, []).append(i)
+    out = {}
+    for lang, rows in sorted(by_lang.items()):
+        base, in_base = _base(client, meta, prev, lang)
+        own = {ids[i] for i in rows}
+        new = [i for i in rows if ids[i] not in in_base]
+        if base is None or len(new) + len(in_base - own) > max(REWRITE_FLOOR, REWRITE_AT * len(own)):
+            out[lang] = [_write(settings, client, meta, lang, chunks, vectors, ids, rows)]
+            continue
+        out[lang] = [{"name": base.name, "records": len(in_base)}]
+        if new:
+            out[lang].append(_write(settings, client, meta, lang, chunks, vectors, ids, new))
+    return {lang: {"own": len({ids[i] for i in rows}), "read": out[lang]} for lang, rows in by_lang.items()}
+
+
+def _write(settings: Settings, client, meta: dict, lang: str, chunks, vectors, ids, rows: list[int]) -> dict:
+    name = collection_name(settings, meta["generation"], lang)
+    col = client.create_collection(
+        name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+        # data_dir stays for whoever inspects the server; nothing decides by it
+        metadata={"embedder": meta["embedder"], "dim": int(meta["dim"]), "lang": lang,
+                  "generation": meta["generation"], "deployment": meta["deployment"],
+                  "data_dir": str(Path(settings.data_dir).resolve())})
+    batch = max(1, min(_BATCH, client.get_max_batch_size()))
+    for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
+        col.upsert(ids=[ids[i] for i in part], embeddings=vectors[part], documents=[chunks[i].text for i in part],
+                   metadatas=[_metadata(chunks[i]) for i in part])
+    return {"name": name, "records": len(rows)}
 
 
 def problem(settings: Settings, meta: dict) -> str | None:
@@ -70,21 +132,18 @@ def problem(settings: Settings, meta: dict) -> str | None:
         return f"it predates deployment ids (its collections are now named for deployment {ours})"
     if meta["deployment"] != ours:
         return f"it was written for deployment {meta['deployment']!r}, this is deployment {ours!r}"
-    name = meta.get("collection") or collection_name(settings, meta["generation"])
-    try:
-        count = chroma_client(settings).get_collection(name).count()
-    except NotFoundError:
-        return f"its collection {name} is missing from Chroma ({meta.get('chroma')}); someone deleted it"
-    if count != meta["chunks"]:
-        return f"its collection {name} holds {count} of its {meta['chunks']} chunks"
+    if meta.get("layout") != INDEX_LAYOUT:
+        return "it predates long-lived collections (a base per language, deltas for edits)"
+    client = chroma_client(settings)
+    for entry in meta["collections"].values():
+        for c in entry["read"]:
+            try:
+                count = client.get_collection(c["name"], embedding_function=None).count()
+            except NotFoundError:
+                return f"its collection {c['name']} is missing from Chroma ({meta.get('chroma')}); someone deleted it"
+            if count != c["records"]:
+                return f"its collection {c['name']} holds {count} of its {c['records']} records"
     return None
-
-
-def _recorded_name(settings: Settings, gen: str) -> str | None:
-    try:
-        return json.loads((generation_dir(settings, gen) / "meta.json").read_text(encoding="utf-8"))["collection"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _claim_legacy(settings: Settings, client, gens: list[str], ours: str) -> None:
@@ -92,7 +151,7 @@ def _claim_legacy(settings: Settings, client, gens: list[str], ours: str) -> Non
 
     for gen in gens:
         try:
-            col = client.get_collection(f"{settings.collection_prefix}_{gen}")
+            col = client.get_collection(f"{settings.collection_prefix}_{gen}", embedding_function=None)
         except NotFoundError:
             continue
         meta = dict(col.metadata or {})
@@ -103,18 +162,38 @@ def _claim_legacy(settings: Settings, client, gens: list[str], ours: str) -> Non
                                      "deployment": ours})
 
 
-def drop_others(settings: Settings, keep: str | None, previous: str | None, legacy: list[str] = ()) -> None:
-    """Delete this deployment's collections but those of `keep` and `previous`. `legacy`: generations of this
-    data dir written before deployment ids (read their meta before their directories go), claimed first."""
+def drop_others(settings: Settings, kept: set[str], legacy: list[str] = ()) -> None:
+    """Delete this deployment's collections but `kept` (those the live generations read). `legacy`:
+    generations of this data dir written before deployment ids, whose collections are claimed first."""
     client = chroma_client(settings)
     ours = deployment_id(settings)
     if legacy:
         _claim_legacy(settings, client, list(legacy), ours)
-    kept = {collection_name(settings, g) for g in (keep, previous) if g}
-    # the names actually written: a legacy `previous` must survive its one ingest like any other
-    kept |= {n for g in (keep, previous) if g and (n := _recorded_name(settings, g))}
     for col in client.list_collections():
         if (col.name.startswith(f"{settings.collection_prefix}_") and col.name not in kept
                 and (col.metadata or {}).get("deployment") == ours):
             with contextlib.suppress(Exception):  # already gone (a concurrent cleanup) is fine
                 client.delete_collection(col.name)
+    if not settings.chroma_url:
+        _drop_dead_segments(settings.data_path("chroma"))
+
+
+def _drop_dead_segments(root: Path) -> None:
+    """Embedded Chroma (1.5) deletes a collection's rows but leaves its HNSW segment folder behind, so every
+    dropped collection stayed on disk. Remove the folders no segment in its catalogue names. Safe under the
+    ingest lock: this store belongs to this data dir, and only an ingest creates collections in it."""
+    import sqlite3
+    import uuid
+
+    db = root / "chroma.sqlite3"
+    if not db.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            live = {row[0] for row in con.execute("SELECT id FROM segments")}
+    except sqlite3.Error:
+        return  # another catalogue layout: leave everything as it is
+    for d in root.iterdir():
+        with contextlib.suppress(ValueError):
+            if d.is_dir() and str(uuid.UUID(d.name)) == d.name and d.name not in live:
+                shutil.rmtree(d, ignore_errors=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bpo_assistant.owners import kpi
-from bpo_assistant.owners.fixes import FixError, add_case, add_expected_question, reingest, suite_case
+from bpo_assistant.owners.fixes import FixError, add_alias, add_case, add_expected_question, reingest, suite_case
 from conftest import make_settings, write_doc
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -60,6 +60,44 @@ def test_unknown_section_or_a_broken_bank_file_is_refused_untouched(kb_copy, tmp
     with pytest.raises(FixError, match="cannot be edited safely.*invalid YAML"):
         add_expected_question(settings, "ja", "bpo-overview#definition", "BPOってどういう意味の言葉？")
     assert path.read_text(encoding="utf-8") == broken
+
+
+def test_glossary_alias_is_one_changed_line_and_the_glossary_finds_it(kb_copy, tmp_path):
+    from bpo_assistant.glossary import Glossary
+    from bpo_assistant.kbcheck import check_kb
+
+    settings = make_settings(tmp_path / "data", kb_copy)
+    path = kb_copy / "glossary.yaml"
+    before = path.read_text(encoding="utf-8")
+    assert Glossary.load(path).find("外出しの費用は？") == []
+    fix = add_alias(settings, "アウトソーシング", "外出し")
+    after = path.read_text(encoding="utf-8")
+    (tmp_path / "before.yaml").write_text(before, encoding="utf-8")
+    git = subprocess.run(["git", "diff", "--no-index", "--numstat", "--", str(tmp_path / "before.yaml"), str(path)],
+                         capture_output=True, text=True)
+    assert git.stdout.split()[:2] == ["1", "1"]  # the entry's one variants line, nothing else re-dumped
+    assert added_lines(fix.diff) == [
+        "+  variants: [アウトソーシング, アウトソース, 外部委託, 外注, outsourcing, outsource, 外出し]"]
+    assert after.startswith("# Glossary:")  # the header comment survives
+    assert [t.term for t in Glossary.load(path).find("外出しの費用は？")] == ["アウトソーシング"]
+    assert check_kb(kb_copy) == []
+    # an alias YAML would misread unquoted still reads back as typed
+    add_alias(settings, "BPO", "BPO: 業務委託")
+    assert "BPO: 業務委託" in Glossary.load(path).by_name("BPO").variants
+
+
+@pytest.mark.parametrize("term, alias, message", [
+    ("パソコン", "PC", r"unknown glossary term 'パソコン'"),
+    ("BPO", "外注", r"glossary.yaml:\d+: '外注' is already used by another term, 'アウトソーシング'"),
+    ("アウトソーシング", "ＯＵＴＳＯＵＲＣＥ", r"already a name of 'アウトソーシング'"),  # full-width, any case
+    ("BPO", "  ", r"the alias is empty"),
+])
+def test_a_glossary_alias_that_cannot_be_added_is_refused_untouched(kb_copy, tmp_path, term, alias, message):
+    path = kb_copy / "glossary.yaml"
+    before = path.read_bytes()
+    with pytest.raises(FixError, match=message):
+        add_alias(make_settings(tmp_path / "data", kb_copy), term, alias)
+    assert path.read_bytes() == before
 
 
 def test_suite_case_is_appended_loadable_and_its_id_unique(tmp_path):
@@ -163,9 +201,38 @@ def test_only_admins_get_the_tab_and_its_handlers(tmp_path, auth, user, host, al
     assert tab.visible is allowed
     if not allowed:  # the Gradio API reaches the handlers directly: each one refuses on its own
         for call in (lambda r: svc.load(r), lambda r: svc.out_of_scope("q1", {"q1": [[1, "x", "ja"]]}, r),
-                     lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r)):
+                     lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r),
+                     lambda r: svc.add_alias("q1", "BPO", "PC", {"q1": [[1, "x", "ja"]]}, r)):
             with pytest.raises(gr.Error, match="admin only"):
                 call(_Request(user))
+
+
+def test_the_admin_alias_button_writes_the_line_resolves_and_asks_again(kb_copy, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from bpo_assistant.owners import fixes
+    from bpo_assistant.owners.db import RESOLVED
+    from bpo_assistant.owners.triage import items
+    from bpo_assistant.ui.admin import AdminService
+    from test_triage import log_events
+
+    settings = make_settings(tmp_path / "data", kb_copy)
+    log_events(settings, [("外出しの費用は？", "refusal", True, 0.1, 30)])
+    (item,) = items(settings)
+    monkeypatch.setattr(fixes, "reingest", lambda s: SimpleNamespace(seconds=0.1))  # the re-ingest has its own test
+    reasked = SimpleNamespace(refresh=lambda: True, ask=lambda q, channel: SimpleNamespace(
+        sections=("bpo-vs-outsourcing#outsourcing-scope",), refused=False, kind="extractive", text="…"))
+    svc = AdminService(reasked, settings, _Demo("127.0.0.1"))
+    picks = {f"q{item.id}": [[item.id, item.question, "ja"]]}
+    glossary = kb_copy / "glossary.yaml"
+    before = glossary.read_bytes()
+    refused = svc.add_alias(f"q{item.id}", "BPO", "外注", picks, _Request())
+    assert refused.startswith("✗") and "already used by another term" in refused
+    assert glossary.read_bytes() == before and items(settings)[0].status == "未対応"
+    done = svc.add_alias(f"q{item.id}", "アウトソーシング", "外出し", picks, _Request())
+    assert "+  variants: [アウトソーシング, アウトソース, 外部委託, 外注, outsourcing, outsource, 外出し]" in done
+    assert "asked again: 回答 / answered (extractive)" in done
+    assert items(settings, statuses=None)[0].status == RESOLVED
 
 
 def test_the_loop_refused_question_to_queue_to_fix_to_answered(tmp_path):

@@ -27,8 +27,13 @@ def _two_doc_kb(kb, extra: str = "") -> None:
                                          "purpose": "BPOの目的はコア業務への集中です。" + extra})
 
 
-def test_a_question_on_a_snapshot_whose_collection_vanished_is_answered_from_the_new_one(fake_settings):
+def test_a_question_on_a_snapshot_whose_collection_vanished_is_answered_from_the_new_one(fake_settings, monkeypatch):
     """Two ingests while a snapshot is in use drop its collection; the question is retried on the new one."""
+    from ingest import vectorstore
+
+    # An edit normally writes a delta beside the base that this snapshot reads too; make each one write a new base,
+    # so two ingests later the snapshot's base is gone (what compaction does once enough edits pile up).
+    monkeypatch.setattr(vectorstore, "REWRITE_FLOOR", 0)
     _two_doc_kb(fake_settings.kb_dir)
     run_ingest(fake_settings, progress=False)
     assistant = Assistant.from_settings(fake_settings)

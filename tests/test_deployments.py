@@ -39,11 +39,24 @@ def ingest(settings):
 
 
 def assert_answers(settings, doc_id: str) -> None:
-    """Its current collection is there and holds its own chunks only; a question gets through the whole path."""
+    """Its current collections are there and hold its own chunks only; a question gets through the whole path."""
     idx = load_index(settings, FakeEmbeddings(32))
-    hits = idx.vectorstore.similarity_search("委託", k=50)
-    assert len(hits) == len(idx.chunks) and {h.metadata["doc_id"] for h in hits} == {doc_id}
+    hits = idx.dense.search(FakeEmbeddings(32).queries(["委託"])[0], 50)
+    assert sorted(c for c, _ in hits) == sorted(idx.chunks)
+    stored = [m for cols in idx.dense.collections.values() for col, _ in cols for m in col.get()["metadatas"]]
+    assert {m["doc_id"] for m in stored} == {doc_id}
     assert Assistant.from_settings(settings).ask("委託とは何ですか").text
+
+
+def read_by(settings, *gens: str) -> list[str]:
+    """The collections these generations read (a base per language, maybe a delta)."""
+    import json
+
+    names = set()
+    for g in gens:
+        meta = json.loads(settings.data_path("generations", g, "meta.json").read_text(encoding="utf-8"))
+        names |= {c["name"] for entry in meta["collections"].values() for c in entry["read"]}
+    return sorted(names)
 
 
 def ours(settings) -> list[str]:
@@ -75,10 +88,10 @@ def test_replicas_at_the_same_path_keep_each_others_collections(tmp_path):
     for n in (1, 2):  # the second edit makes b's cleanup drop its own first generation
         edit(b, n)
         gens.append(ingest(b).generation)
-    assert ours(b) == sorted(collection_name(b, g) for g in gens[1:])
+    assert ours(b) == read_by(b, *gens[1:])
     move_host(data, tmp_path / "host-b", back=tmp_path / "host-a", keep="chroma")
     assert current_generation(a) == first_a.generation
-    assert ours(a) == [collection_name(a, first_a.generation)]
+    assert ours(a) == [collection_name(a, first_a.generation, "ja")]
     assert_answers(a, "doc-a")
     again = ingest(a)
     assert not again.written and not again.rebuilt
@@ -108,7 +121,7 @@ def test_up_to_date_rebuilds_a_collection_deleted_behind_its_back(tmp_path, caps
     s = replica(tmp_path / "data", tmp_path, "a")
     first = ingest(s)
     client = chroma_client(s)
-    client.delete_collection(collection_name(s, first.generation))
+    client.delete_collection(collection_name(s, first.generation, "ja"))
     assert cli_ingest(s, None, quiet=True) == 0
     out = capsys.readouterr().out
     assert out.startswith("Ingested") and "missing from Chroma" in out and "0 texts embedded" in out
@@ -116,11 +129,11 @@ def test_up_to_date_rebuilds_a_collection_deleted_behind_its_back(tmp_path, caps
     assert second != first.generation
     assert_answers(s, "doc-a")
     # a collection that lost chunks is rebuilt too
-    col = client.get_collection(collection_name(s, second))
+    col = client.get_collection(collection_name(s, second, "ja"))
     col.delete(ids=col.get(limit=1)["ids"])
     report = ingest(s)
-    assert report.written and f"holds {report.chunks - 1} of its {report.chunks} chunks" in report.rebuilt
-    assert client.get_collection(collection_name(s, report.generation)).count() == report.chunks
+    assert report.written and f"holds {report.chunks - 1} of its {report.chunks} records" in report.rebuilt
+    assert client.get_collection(collection_name(s, report.generation, "ja")).count() == report.chunks
     assert not ingest(s).written  # and once whole again, nothing to do
 
 
@@ -131,16 +144,19 @@ def test_an_index_from_before_deployment_ids_serves_then_migrates(tmp_path):
     first = ingest(s)
     # rewrite it the way the previous release left it: `<prefix>_<gen>`, no deployment anywhere, no DEPLOYMENT
     client, mine = chroma_client(s), str(s.data_dir.resolve())
-    new = client.get_collection(collection_name(s, first.generation))
+    new = client.get_collection(collection_name(s, first.generation, "ja"))
     rows = new.get(include=["embeddings", "documents", "metadatas"])
     legacy = f"bpo_{first.generation}"
     client.create_collection(legacy, metadata={"generation": first.generation, "data_dir": mine},
                              configuration={"hnsw": {"space": "cosine"}}).add(
-        ids=rows["ids"], embeddings=rows["embeddings"], documents=rows["documents"], metadatas=rows["metadatas"])
+        # that release's record ids were the chunk ids
+        ids=[i.split("@")[0] for i in rows["ids"]], embeddings=rows["embeddings"], documents=rows["documents"],
+        metadatas=rows["metadatas"])
     client.delete_collection(new.name)
     meta_path = s.data_path("generations", first.generation, "meta.json")
     meta = json.loads(meta_path.read_text())
-    del meta["deployment"]
+    for key in ("deployment", "layout", "collections"):
+        del meta[key]
     meta_path.write_text(json.dumps({**meta, "collection": legacy}))
     s.data_path("DEPLOYMENT").unlink()
     stranger = client.create_collection("bpo_19990101T000000-abcdef", metadata={"data_dir": mine})
@@ -150,10 +166,10 @@ def test_an_index_from_before_deployment_ids_serves_then_migrates(tmp_path):
     assert report.written and "predates deployment ids" in report.rebuilt and report.embedded == 0
     assert_answers(s, "doc-a")
     names = ours(s)  # the legacy collection is claimed but kept: a server may still answer from it
-    assert names == sorted([legacy, collection_name(s, report.generation)])
+    assert names == sorted([legacy, collection_name(s, report.generation, "ja")])
     edit(s, 1)
     last = ingest(s)
-    assert ours(s) == sorted(collection_name(s, g) for g in (report.generation, last.generation))
+    assert ours(s) == read_by(s, report.generation, last.generation)
     # one no generation of ours names is not ours to delete, whatever data_dir it records
     assert stranger.name in [c.name for c in client.list_collections()]
 
@@ -172,7 +188,7 @@ def test_deployment_file_is_created_once_and_an_explicit_id_wins(tmp_path, monke
     explicit = replica(tmp_path / "data", tmp_path, "a")
     assert deployment_id(explicit) == "replica-2.tokyo"
     report = ingest(explicit)
-    assert ours(explicit) == [f"bpo_replica-2.tokyo_{report.generation}"]
+    assert ours(explicit) == [f"bpo_replica-2.tokyo_{report.generation}-ja"]
     assert s.data_path("DEPLOYMENT").read_text().strip() == first
 
     for bad in ("-x", "a..b", "has space", "x" * 33):

@@ -46,8 +46,46 @@ def gen_dir(settings):
     return generation_dir(settings, current_generation(settings))
 
 
-def chroma_collection(settings):
-    return chroma_client(settings).get_collection(collection_name(settings, current_generation(settings)))
+def read_names(settings, gen: str | None = None) -> list[str]:
+    """The collections a generation reads (the current one by default): per language a base, maybe a delta."""
+    meta = read_meta(settings, gen or current_generation(settings))
+    return [c["name"] for entry in meta["collections"].values() for c in entry["read"]]
+
+
+def read_meta(settings, gen: str) -> dict:
+    import json
+
+    return json.loads((generation_dir(settings, gen) / "meta.json").read_text(encoding="utf-8"))
+
+
+def chroma_collection(settings, lang: str = "ja"):
+    """The current generation's base collection for `lang` (older generations may read it too)."""
+    name = read_meta(settings, current_generation(settings))["collections"][lang]["read"][0]["name"]
+    return chroma_client(settings).get_collection(name)
+
+
+def current_records(settings) -> dict[str, tuple]:
+    """chunk id -> (embedding, document, metadata) of the records the current generation lists, as Chroma has them."""
+    with np.load(gen_dir(settings) / "vectors.npz") as npz:
+        by_record = dict(zip(npz["record_ids"].tolist(), npz["chunk_ids"].tolist()))
+    out = {}
+    for name in read_names(settings):
+        got = chroma_client(settings).get_collection(name).get(ids=list(by_record),
+                                                               include=["embeddings", "documents", "metadatas"])
+        out.update((by_record[i], (v, d, m)) for i, v, d, m in zip(got["ids"], got["embeddings"], got["documents"],
+                                                                 got["metadatas"]))
+    return out
+
+
+def record_ids(settings, gen: str | None = None) -> set[str]:
+    with np.load(generation_dir(settings, gen or current_generation(settings)) / "vectors.npz") as npz:
+        return set(npz["record_ids"].tolist())
+
+
+def stored_ids(settings) -> set[str]:
+    """Every record in this deployment's collections."""
+    client = chroma_client(settings)
+    return {i for name in our_collections(settings) for i in client.get_collection(name).get(include=[])["ids"]}
 
 
 def our_collections(settings) -> list[str]:
@@ -63,7 +101,7 @@ def index_view(settings) -> dict:
         vec_ids = set(npz["chunk_ids"].tolist())
     return {
         "chunks": {c["id"] for c in chunks},
-        "chroma": set(chroma_collection(settings).get()["ids"]),
+        "chroma": set(current_records(settings)),
         "bm25": set(KeywordIndex.load(gdir / "bm25").ids),
         "vectors": vec_ids,
         "doc_ids": {(c["lang"], c["doc_id"]) for c in chunks},
@@ -79,8 +117,7 @@ def assert_consistent(settings) -> None:
     idx = load_index(settings, fake)
     for i, s in enumerate(idx.sentences):
         np.testing.assert_allclose(idx.sentence_vectors[i], fake.passages([s.text])[0], atol=1e-6)
-    got = chroma_collection(settings).get(include=["embeddings", "documents", "metadatas"])
-    for cid, vec, text, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
+    for cid, (vec, text, meta) in current_records(settings).items():
         chunk = idx.chunks[cid]
         np.testing.assert_allclose(vec, fake.passages([embed_text(chunk)])[0], atol=1e-6)
         assert text == chunk.text
@@ -88,10 +125,10 @@ def assert_consistent(settings) -> None:
                         "section_id": chunk.section_id, "title": chunk.title, "section_title": chunk.section_title,
                         "ordinal": chunk.ordinal}
     # Older generations are gone; the one just replaced stays until the next ingest (a server may be answering
-    # from it at this moment).
+    # from it at this moment), and so do the collections it reads; nobody else's do.
     live = {current_generation(settings), previous_generation(settings)} - {None}
     assert set(os.listdir(settings.data_path("generations"))) == live
-    assert our_collections(settings) == sorted(collection_name(settings, g) for g in live)
+    assert our_collections(settings) == sorted({n for g in live for n in read_names(settings, g)})
 
 
 def test_reingest_without_changes_reports_all_unchanged_and_loads_no_model(fake_settings, monkeypatch, capsys):
@@ -118,15 +155,16 @@ def test_reingest_without_changes_reports_all_unchanged_and_loads_no_model(fake_
 def test_index_matches_the_collection_contract(fake_settings):
     write_kb(fake_settings)
     report = ingest(fake_settings)
-    col = chroma_collection(fake_settings)
-    assert col.configuration["hnsw"]["space"] == "cosine"
-    assert {k: col.metadata[k] for k in ("embedder", "dim", "chunker")} == {
-        "embedder": "fake:32", "dim": 32, "chunker": "sections-sentences-v1"}
+    for lang in ("ja", "en"):
+        col = chroma_collection(fake_settings, lang)
+        assert col.configuration["hnsw"]["space"] == "cosine"
+        assert {k: col.metadata[k] for k in ("embedder", "dim", "lang")} == {"embedder": "fake:32", "dim": 32, "lang": lang}
     idx = load_index(fake_settings, FakeEmbeddings(32))
     assert (len(idx.chunks), len(idx.sentences), idx.meta["documents"]) == (report.chunks, report.sentences, 4)
-    assert idx.meta["documents_by_lang"] == {"ja": 3, "en": 1}
-    hits = idx.vectorstore.similarity_search("x", k=3)
-    assert len(hits) == 3 and all(h.metadata["doc_id"] in {"itaku", "keiyaku", "shared"} for h in hits)
+    assert idx.meta["documents_by_lang"] == {"ja": 3, "en": 1} and idx.meta["chunker"] == "sections-sentences-v1"
+    hits = idx.dense.search(FakeEmbeddings(32).queries(["x"])[0], 3, lang="ja")
+    assert len(hits) == 3 and all(idx.chunks[c].doc_id in {"itaku", "keiyaku", "shared"} for c, _ in hits)
+    assert len(idx.dense.search(FakeEmbeddings(32).queries(["x"])[0], 50)) == report.chunks
 
 
 def test_edited_doc_replaces_its_chunks_everywhere(fake_settings):
@@ -157,7 +195,12 @@ def test_deleted_doc_leaves_every_index(fake_settings):
     assert (report.removed, report.unchanged, report.documents, report.embedded) == (1, 3, 3, 0)
     view = index_view(fake_settings)
     assert ("ja", "shared") not in view["doc_ids"] | view["sentence_docs"]
+    assert not {c for c, (_, _, m) in current_records(fake_settings).items() if m["doc_id"] == "shared"}
+    ingest(fake_settings, rebuild=True)  # a new base: once no live generation reads the old one, its records go
+    ingest(fake_settings, rebuild=True)
     assert not chroma_collection(fake_settings).get(where={"doc_id": "shared"})["ids"]
+    assert "shared" not in {m["doc_id"] for n in our_collections(fake_settings)
+                            for m in chroma_client(fake_settings).get_collection(n).get()["metadatas"]}
     assert KeywordIndex.load(gen_dir(fake_settings) / "bm25").search("シェアードサービス") == []
     assert_consistent(fake_settings)
 
@@ -273,8 +316,8 @@ def test_orphans_of_killed_runs_are_removed(fake_settings):
     ingest(fake_settings)
     client = chroma_client(fake_settings)
     mine = str(fake_settings.data_dir.resolve())
-    orphan_name = collection_name(fake_settings, "19990101T000000-dead00")
-    foreign_name = collection_name(fake_settings, "19990101T000000-other0")
+    orphan_name = collection_name(fake_settings, "19990101T000000-dead00", "ja")
+    foreign_name = collection_name(fake_settings, "19990101T000000-other0", "ja")
     client.create_collection(orphan_name, metadata={"data_dir": mine, "deployment": deployment_id(fake_settings)})
     # another replica's, at the same data-dir path on another host: only the deployment tells them apart
     client.create_collection(foreign_name, metadata={"data_dir": mine, "deployment": "another-host"})
@@ -322,7 +365,7 @@ def _subprocess_env(settings) -> dict:
             "BPO_EMBEDDER": settings.embedder, "BPO_CHROMA_URL": "", "PYTHONPATH": str(REPO_ROOT)}
 
 
-@pytest.mark.parametrize("kill_when", ["generation dir appears", "new collection being filled"])
+@pytest.mark.parametrize("kill_when", ["generation dir appears", "new records being written"])
 def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_when):
     write_kb(fake_settings)
     first = ingest(fake_settings)
@@ -330,6 +373,7 @@ def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_whe
     for d in range(20):
         write_doc(fake_settings.kb_dir, "ja", f"bulk{d:02d}", {
             f"s{k}": "\n".join(f"文書{d}の節{k}の第{i}文は委託と請負の違いを説明します。" for i in range(8)) for k in range(6)})
+    before = set(our_collections(fake_settings))
     proc = subprocess.Popen([sys.executable, "-m", "bpo_assistant.cli", "ingest", "--quiet"], cwd=REPO_ROOT,
                             env=_subprocess_env(fake_settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     gens = fake_settings.data_path("generations")
@@ -337,22 +381,17 @@ def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_whe
     killed = False
     while proc.poll() is None and time.monotonic() < deadline:
         new = [d for d in gens.iterdir() if d.name != first.generation]
-        if new and (kill_when.startswith("generation") or len(our_collections(fake_settings)) == 2):
+        if new and (kill_when.startswith("generation") or set(our_collections(fake_settings)) - before):
             proc.kill()  # SIGKILL: no cleanup handlers run
             killed = True
             break
         time.sleep(0.005)
     proc.wait()
     assert killed, f"ingest ended before the kill point: {proc.stderr.read().decode()[-2000:]}"
-    if "collection" in kill_when:  # killed mid-Chroma: the new generation's collection exists, unfinished
-        assert len(our_collections(fake_settings)) == 2
+    if "records" in kill_when:  # killed mid-Chroma: a collection no generation reads, unfinished
+        assert set(our_collections(fake_settings)) - before
         assert not (new[0] / "meta.json").exists()
-    # queries still see the previous generation, complete
-    assert current_generation(fake_settings) == first.generation
-    idx = load_index(fake_settings, FakeEmbeddings(32))
-    assert (idx.generation, len(idx.chunks), len(idx.sentences)) == (first.generation, first.chunks, first.sentences)
-    assert len(idx.vectorstore.similarity_search("委託", k=50)) == first.chunks
-    assert idx.keyword.search("準委任")
+    assert_previous_serves(fake_settings, first)
     # the next run completes and its counts are those of a clean ingest from scratch
     after = ingest(fake_settings)
     docs, _ = load_kb_docs(fake_settings.kb_dir)
@@ -361,6 +400,17 @@ def test_killed_ingest_leaves_the_previous_index_current(fake_settings, kill_whe
     assert after.written and (after.added, after.unchanged, after.documents) == (20, 4, 24)
     assert (after.chunks, after.sentences) == (sum(len(c) for c, _ in records), sum(len(s) for _, s in records))
     assert_consistent(fake_settings)
+
+
+def assert_previous_serves(settings, first) -> None:
+    """Queries still see the previous generation, complete, whatever else the collections hold."""
+    assert current_generation(settings) == first.generation
+    idx = load_index(settings, FakeEmbeddings(32))
+    assert (idx.generation, len(idx.chunks), len(idx.sentences)) == (first.generation, first.chunks, first.sentences)
+    hits = idx.dense.search(FakeEmbeddings(32).queries(["委託"])[0], 50)
+    assert sorted(c for c, _ in hits) == sorted(idx.chunks)
+    assert len(idx.dense.search(FakeEmbeddings(32).queries(["委託"])[0], 3, lang="ja")) == 3
+    assert idx.keyword.search("準委任")
 
 
 def test_nothing_loadable_is_a_fatal_error_that_names_the_files(fake_settings, tmp_path, capsys):
@@ -421,3 +471,143 @@ def test_an_edit_inside_a_document_reuses_the_routers_and_a_bank_edit_retrains(f
     ingest(fake_settings)
     m3 = json.loads((gen_dir(fake_settings) / "meta.json").read_text(encoding="utf-8"))
     assert "reused_from" not in m3["router"] and m3["router"]["examples"] == m1["router"]["examples"] + 1
+
+
+# ---------------------------------------------------------------- long-lived collections (issue 11)
+
+
+@pytest.fixture
+def chroma_spy(monkeypatch):
+    """Every record id upserted into a Chroma collection, and every collection deleted, in order."""
+    from chromadb.api.client import Client
+    from chromadb.api.models.Collection import Collection
+
+    calls: dict[str, list[str]] = {"upsert": [], "delete": [], "delete_collection": []}
+    for owner, name in ((Collection, "upsert"), (Collection, "delete"), (Client, "delete_collection")):
+        original = getattr(owner, name)
+
+        def spy(self, *args, _name=name, _original=original, **kw):
+            got = kw.get("ids") or kw.get("name") or args[0]
+            calls[_name] += [got] if isinstance(got, str) else list(got)
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def edit(settings, docs: dict, key: tuple, section: str, text: str) -> dict:
+    docs = {**docs, key: {**docs[key], section: text}}
+    write_kb(settings, docs)
+    return docs
+
+
+def test_a_one_document_edit_writes_only_its_new_records(fake_settings, chroma_spy):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    first = record_ids(fake_settings)
+    base = read_names(fake_settings)
+    assert sorted(chroma_spy["upsert"]) == sorted(first)
+    docs = edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
+    for calls in chroma_spy.values():
+        calls.clear()
+    ingest(fake_settings)
+    second = record_ids(fake_settings)
+    added = second - first
+    assert added and all(i.startswith("ja:itaku#penguin:") for i in added)
+    assert sorted(chroma_spy["upsert"]) == sorted(added)  # into a delta beside the bases, which stay
+    assert read_names(fake_settings)[:-1] == base and not chroma_spy["delete"] and not chroma_spy["delete_collection"]
+
+    docs = edit(fake_settings, docs, ("ja", "keiyaku"), "jun", "準委任契約は事務の処理を目的とします。")
+    for calls in chroma_spy.values():
+        calls.clear()
+    ingest(fake_settings)
+    third = record_ids(fake_settings)
+    # the delta holds what the base lacks: this edit's record and the one the previous edit added
+    assert sorted(chroma_spy["upsert"]) == sorted(third - first)
+    assert {i.split("#")[0] for i in third - second} == {"ja:keiyaku"}
+    assert not chroma_spy["delete"]
+    # the first generation's delta-less view is gone; nothing any live generation reads was dropped
+    assert all(n not in read_names(fake_settings) + read_names(fake_settings, previous_generation(fake_settings))
+               for n in chroma_spy["delete_collection"])
+    assert_consistent(fake_settings)
+    # a query sees only the current generation's version of an edited chunk
+    idx = load_index(fake_settings, FakeEmbeddings(32))
+    hits = idx.dense.search(FakeEmbeddings(32).queries(["x"])[0], 50)
+    assert sorted(c for c, _ in hits) == sorted(idx.chunks)
+
+
+def test_edits_past_the_rewrite_share_write_a_new_base(fake_settings, monkeypatch):
+    from ingest import vectorstore
+
+    monkeypatch.setattr(vectorstore, "REWRITE_FLOOR", 3)
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    docs = edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
+    ingest(fake_settings)
+    assert len(read_meta(fake_settings, current_generation(fake_settings))["collections"]["ja"]["read"]) == 2
+    edit(fake_settings, docs, ("ja", "keiyaku"), "jun", "準委任契約は事務の処理を目的とします。")
+    ingest(fake_settings)  # 2 new + 2 replaced of 7: past the rewrite share
+    ja = read_meta(fake_settings, current_generation(fake_settings))["collections"]["ja"]
+    assert len(ja["read"]) == 1 and ja["read"][0]["records"] == ja["own"]
+    assert_consistent(fake_settings)
+
+
+KILL_AT_SWAP = ("import os, signal, sys\n"
+                "import ingest.store as store\n"
+                "store.swap_current = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the writes\n"
+                "from bpo_assistant.cli import main\n"
+                "sys.exit(main(['ingest', '--quiet']))\n")
+
+
+def test_killed_between_write_and_swap_the_previous_generation_answers_and_orphans_go(fake_settings):
+    write_kb(fake_settings)
+    first = ingest(fake_settings)
+    before = our_collections(fake_settings)
+    edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
+    proc = subprocess.run([sys.executable, "-c", KILL_AT_SWAP], cwd=REPO_ROOT, env=_subprocess_env(fake_settings),
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    orphans = set(our_collections(fake_settings)) - set(before)
+    assert len(orphans) == 1 and stored_ids(fake_settings) - record_ids(fake_settings)
+    unfinished = [d for d in fake_settings.data_path("generations").iterdir() if d.name != first.generation]
+    assert len(unfinished) == 1 and (unfinished[0] / "meta.json").exists()  # written in full, never named
+    # the previous generation answers, with its own records only
+    assert_previous_serves(fake_settings, first)
+    assert "キリン" not in " ".join(c.text for c in load_index(fake_settings, FakeEmbeddings(32)).chunks.values())
+
+    # the edit is taken back: nothing to write, but the next ingest still drops what the killed one left
+    write_kb(fake_settings)
+    again = ingest(fake_settings)
+    assert not again.written and not again.rebuilt and again.generation == first.generation
+    assert our_collections(fake_settings) == before and stored_ids(fake_settings) == record_ids(fake_settings)
+    assert os.listdir(fake_settings.data_path("generations")) == [first.generation]
+
+    # killed again, then the edit for real: a clean generation, the orphan gone
+    edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
+    assert subprocess.run([sys.executable, "-c", KILL_AT_SWAP], cwd=REPO_ROOT, env=_subprocess_env(fake_settings),
+                          capture_output=True, timeout=300).returncode == -9
+    after = ingest(fake_settings)
+    assert after.written and after.changed == 1
+    assert_consistent(fake_settings)
+
+
+def data_dir_kb(settings) -> float:
+    return sum(os.lstat(os.path.join(folder, n)).st_blocks * 512 for folder, _, names in os.walk(settings.data_dir)
+               for n in names) / 1024
+
+
+def test_the_data_dir_does_not_grow_across_repeated_edits(fake_settings):
+    write_kb(fake_settings)
+    ingest(fake_settings)
+    sizes = []
+    for n in range(10):
+        write_doc(fake_settings.kb_dir, "ja", "shared", {"shared": f"シェアードサービスの説明を書き直しました。第{n}版です。"},
+                  title="shared title")
+        assert ingest(fake_settings).changed == 1
+        sizes.append(data_dir_kb(fake_settings))
+    # the first two edits add the deltas of the two live generations; after that every edit drops as much as
+    # it adds (the collections and, embedded, their segment folders)
+    assert sizes[-1] <= 1.05 * sizes[1], sizes
+    assert len(os.listdir(fake_settings.data_path("chroma"))) == 1 + len(our_collections(fake_settings))
+    live = record_ids(fake_settings) | record_ids(fake_settings, previous_generation(fake_settings))
+    assert len(stored_ids(fake_settings) - live) <= 1  # the base's superseded version of the edited chunk

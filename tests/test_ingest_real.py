@@ -80,10 +80,10 @@ def test_real_index_keyword_health(real_index, capsys):
 
 def test_japanese_query_through_chroma_returns_japanese_chunks(real_index, e5):
     idx = load_index(real_index, e5)
-    hits = idx.vectorstore.similarity_search_with_relevance_scores("請負契約と準委任契約の違いは何ですか", k=3)
-    top, score = hits[0]
-    assert top.metadata["lang"] == "ja", hits
-    assert "請負" in top.page_content or "準委任" in top.page_content
+    hits = idx.dense.search(e5.queries(["請負契約と準委任契約の違いは何ですか"])[0], 3)  # every language
+    top, score = idx.chunks[hits[0][0]], hits[0][1]
+    assert top.lang == "ja", hits
+    assert "請負" in top.text or "準委任" in top.text
     assert 0 < score <= 1  # cosine space: relevance is 1 - distance
     assert len(idx.sentences) == idx.sentence_vectors.shape[0] and idx.sentence_vectors.shape[1] == 384
 
@@ -98,8 +98,8 @@ def test_sentence_transformers_model_from_disk(tmp_path):
     embedder = make_embedder(spec)
     idx = load_index(settings, embedder)
     assert idx.meta["embedder"] == spec and idx.meta["dim"] == 384
-    top = idx.vectorstore.similarity_search("Who answers customer phone calls?", k=1)[0]
-    assert top.metadata["doc_id"] == "contact-center" and top.metadata["lang"] == "en"
+    top = idx.chunks[idx.dense.search(embedder.queries(["Who answers customer phone calls?"])[0], 1)[0][0]]
+    assert top.doc_id == "contact-center" and top.lang == "en"
 
 
 @pytest.fixture(scope="module")
@@ -136,21 +136,26 @@ def test_ingest_and_load_index_against_a_chroma_server(chroma_server, tmp_path):
     assert not settings.data_path("chroma").exists()  # nothing went to the embedded store
     idx = load_index(settings, FakeEmbeddings(32))
     assert idx.meta["chroma"] == chroma_server
-    assert len(idx.vectorstore.similarity_search("委託", k=50)) == first.chunks
-    # each edit makes a new generation on the server; the replaced collection stays for one ingest (a replica may be
-    # answering from it), the one before it goes away
+    fake = FakeEmbeddings(32)
+    assert len(idx.dense.search(fake.queries(["委託"])[0], 50)) == first.chunks
+    # each edit makes a new generation on the server, which writes only a delta beside the bases; the replaced
+    # generation's delta stays for one ingest (a replica may be answering from it), the one before it goes away
     prefix = settings.collection_prefix + "_"
+    bases = {lang: collection_name(settings, first.generation, lang) for lang in ("ja", "en")}
     before = first
     for n, text in enumerate(("シェアードサービスの説明を書き直しました。", "シェアードサービスの説明を再び書き直しました。")):
         write_doc(settings.kb_dir, "ja", "shared-services", {"what": text}, title="shared-services")
         report = run_ingest(settings, progress=False)
         assert report.changed == 1 and report.embedded > 0
         names = [c.name for c in chroma_client(settings).list_collections() if c.name.startswith(prefix)]
-        assert sorted(names) == sorted(collection_name(settings, r.generation) for r in (report, before)), n
+        deltas = [collection_name(settings, r.generation, "ja") for r in (report, before) if r is not first]
+        assert sorted(names) == sorted([*bases.values(), *deltas]), n
         before = report
-    idx = load_index(settings, FakeEmbeddings(32))
+    idx = load_index(settings, fake)
     assert idx.generation == report.generation
-    docs = idx.vectorstore.get(where={"doc_id": "shared-services"})["documents"]
+    hits = [idx.chunks[c] for c, _ in idx.dense.search(fake.queries(["委託"])[0], 50)]
+    assert len(hits) == first.chunks
+    docs = [c.text for c in hits if c.doc_id == "shared-services"]
     assert docs and all("再び書き直しました" in d for d in docs)
 
 

@@ -125,6 +125,11 @@ def test_triage_resolve_cli_fixes_and_closes_by_id(kb_copy, tmp_path, monkeypatc
     assert main(["triage", "resolve", "999", "--as", "out-of-scope"]) == 2
     assert "no question #999" in capsys.readouterr().err
     assert main(["triage", "resolve", str(ids["BPOの語源を教えて"]), "--as", "alias:PC"]) == 2
+    assert main(["triage", "resolve", str(ids["社員食堂のメニューは？"]), "--as", "alias:BPO", "--alias", "外注"]) == 1
+    assert "already used by another term" in capsys.readouterr().err
+    assert main(["triage", "resolve", str(ids["BPOの語源を教えて"]), "--as", "alias:アウトソーシング", "--alias", "外出し",
+                 "--by", "sato"]) == 0
+    assert "+  variants: [アウトソーシング" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("others", [False, True])  # the withdrawn 👎 was the store's only row, or one of several

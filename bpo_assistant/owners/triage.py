@@ -230,15 +230,21 @@ def cli_triage(settings: Settings, as_json: bool = False, status: list[str] | No
     return 0
 
 
-def cli_resolve(settings: Settings, ids: list[int], how: str, by: str, doc: str | None = None) -> int:
-    """`bpo-assistant triage resolve ID… --as question:DOC#SECTION|case:SUITE|out-of-scope [--doc DOC] [--by NAME]`:
-    the fix's diff on stdout, then the status (対応済み, 対応中 for a suite case, 対象外)."""
+def cli_resolve(settings: Settings, ids: list[int], how: str, by: str, doc: str | None = None,
+                alias: str | None = None) -> int:
+    """`bpo-assistant triage resolve ID… --as question:DOC#SECTION|alias:TERM --alias WORD|case:SUITE|out-of-scope
+    [--doc DOC] [--by NAME]`: the fix's diff on stdout, then the status (対応済み, 対応中 for a suite case, 対象外)."""
     from . import fixes
     from .db import engine_for as _engine
 
     kind, _, arg = how.partition(":")
-    if kind not in ("question", "case", "out-of-scope") or (kind != "out-of-scope" and not arg):
-        print(f"error: --as {how!r}: use question:DOC#SECTION, case:SUITE.jsonl or out-of-scope", file=sys.stderr)
+    if kind not in ("question", "alias", "case", "out-of-scope") or (kind != "out-of-scope" and not arg):
+        print(f"error: --as {how!r}: use question:DOC#SECTION, alias:TERM, case:SUITE.jsonl or out-of-scope",
+              file=sys.stderr)
+        return 2
+    if (kind == "alias") != bool(alias):  # the word comes from the owner: a question is rarely a synonym itself
+        print("error: --as alias:TERM needs --alias WORD (the questions' word for TERM), and --alias only goes "
+              "with alias:TERM", file=sys.stderr)
         return 2
     with _engine(settings).connect() as conn:
         found = {r.id: r for r in conn.execute(select(questions.c.id, questions.c.question, questions.c.lang,
@@ -249,6 +255,9 @@ def cli_resolve(settings: Settings, ids: list[int], how: str, by: str, doc: str 
         return 2
     status = OUT_OF_SCOPE
     try:
+        if kind == "alias":  # one glossary line, however many questions used the word
+            sys.stdout.write(fixes.add_alias(settings, arg, alias).diff)
+            status = RESOLVED
         for i in dict.fromkeys(ids):
             r = found[i]
             if kind == "question":

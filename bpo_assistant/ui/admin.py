@@ -171,6 +171,23 @@ class AdminService:
                                        f"case:{path.relative_to(REPO_ROOT)}")
         return "\n\n".join(out + [f"⚠ {md_inert(s)}" for s in skipped])
 
+    def add_alias(self, pick: str | None, term: str | None, alias: str, picks: dict, request: gr.Request) -> str:
+        """WORD of the chosen question(s) as a glossary variant of TERM; one line of kb/glossary.yaml."""
+        who = self._who(request)
+        chosen, error = self._chosen(pick, picks, "-")
+        if error:
+            return error
+        if not term:
+            return "✗ 用語を選んでください / choose a glossary term"
+        try:
+            fix = fixes.add_alias(self.settings, term, alias)
+        except fixes.FixError as exc:
+            return f"✗ {md_inert(str(exc))}"
+        _, skipped = triage.set_status(self.settings, [i for i, *_ in chosen], RESOLVED, who, f"alias:{term}")
+        return "\n\n".join([f"✓ 「{md_inert(alias.strip())}」 → {md_inert(term)}\n\n```diff\n{_fenced(fix.diff)}```"]
+                           + [f"⚠ {md_inert(s)}" for s in skipped]
+                           + [self._reingest_and_reask(chosen[0][1], chosen[0][2])])
+
     def out_of_scope(self, pick: str | None, picks: dict, request: gr.Request) -> str:
         who = self._who(request)
         chosen, error = self._chosen(pick, picks, "-")
@@ -222,6 +239,15 @@ def _distinct(chosen):
     return out
 
 
+def _glossary_terms(settings: Settings) -> list[str]:
+    from bpo_assistant.glossary import Glossary
+
+    try:
+        return [t.term for t in Glossary.load(settings.kb_dir / "glossary.yaml").terms]
+    except Exception:  # noqa: BLE001 - a broken glossary is kb check's to report; the owner can still type a term
+        return []
+
+
 def admin_tab(demo, assistant, settings: Settings) -> None:
     """The tab (hidden until the load event finds an admin) and its events; call inside build_app's gr.Tabs."""
     attach_question_log(assistant, settings, channel="chat")
@@ -244,6 +270,11 @@ def admin_tab(demo, assistant, settings: Settings) -> None:
             suite = gr.Textbox(DEFAULT_SUITE, label="スイート / suite file", max_length=200, elem_id="bpo-admin-suite")
             refuse = gr.Checkbox(False, label="拒否すべき質問 / should be refused", elem_id="bpo-admin-refuse")
             b_case = gr.Button("スイートに追加 / Add to suite", elem_id="bpo-admin-add-case")
+        with gr.Row():
+            term = gr.Dropdown(_glossary_terms(settings), label="用語 / glossary term", allow_custom_value=True,
+                               elem_id="bpo-admin-term")
+            alias = gr.Textbox("", label="別名 / alias (e.g. PC)", max_length=100, elem_id="bpo-admin-alias")
+            b_alias = gr.Button("用語の別名に追加 / Add glossary alias", elem_id="bpo-admin-add-alias")
         result = gr.Markdown("", elem_id="bpo-admin-result")
         gr.Markdown("### KPI\n\n" + "\n".join(f"- {f}" for f in kpi.FORMULAS.values()))
         kpi_df = gr.Dataframe(headers=kpi.COLUMNS, value=[], interactive=False, label="日次 / daily",
@@ -262,4 +293,5 @@ def admin_tab(demo, assistant, settings: Settings) -> None:
     pick.change(svc.sections, [pick, picks], [section, section_text], **ui)
     b_question.click(svc.add_question, [pick, section, picks], result, **ui).then(svc.load, None, loaded, **ui)
     b_case.click(svc.add_case, [pick, section, suite, refuse, picks], result, **ui).then(svc.load, None, loaded, **ui)
+    b_alias.click(svc.add_alias, [pick, term, alias, picks], result, **ui).then(svc.load, None, loaded, **ui)
     b_oos.click(svc.out_of_scope, [pick, picks], result, **ui).then(svc.load, None, loaded, **ui)
