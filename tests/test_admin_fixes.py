@@ -202,7 +202,8 @@ def test_only_admins_get_the_tab_and_its_handlers(tmp_path, auth, user, host, al
     if not allowed:  # the Gradio API reaches the handlers directly: each one refuses on its own
         for call in (lambda r: svc.load(r), lambda r: svc.out_of_scope("q1", {"q1": [[1, "x", "ja"]]}, r),
                      lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r),
-                     lambda r: svc.add_alias("q1", "BPO", "PC", {"q1": [[1, "x", "ja"]]}, r)):
+                     lambda r: svc.add_alias("q1", "BPO", "PC", {"q1": [[1, "x", "ja"]]}, r),
+                     lambda r: svc.maintenance(r)):
             with pytest.raises(gr.Error, match="admin only"):
                 call(_Request(user))
 

@@ -152,7 +152,8 @@ def test_a_non_admin_login_is_refused_by_the_admin_endpoints_and_an_admin_is_ser
     # Every admin event, with values its components accept (None: nothing chosen), so the refusal is the
     # handler's own login check, not Gradio's input validation.
     calls = {"load": (), "sections": (None,), "add_question": (None, None), "out_of_scope": (None,),
-             "add_case": (None, None, "evals/suites/triage.jsonl", True), "add_alias": (None, "BPO", "PC")}
+             "add_case": (None, None, "evals/suites/triage.jsonl", True), "add_alias": (None, "BPO", "PC"),
+             "maintenance": ()}
     for name, args in calls.items():
         with pytest.raises(AppError, match="admin only"):
             user.predict(*args, fn_index=_event(served.demo, name))

@@ -78,3 +78,18 @@ def test_cli_prints_json_and_text_and_exits_0(kb_copy, tmp_path, monkeypatch, ca
     assert main(["kb", "maintenance"]) == 0
     text = capsys.readouterr().out
     assert "stale curated answers (1)" in text and "bpo-and-dx-ja [ja]  owner onboarding-team" in text
+
+
+def test_the_admin_tab_lists_the_same_rows(kb_copy, tmp_path):
+    from bpo_assistant.ui.admin import AdminService
+
+    settings = make_settings(tmp_path / "data", kb_copy)
+    _age(kb_copy, settings)
+
+    class Loopback:
+        bound_host = "127.0.0.1"
+
+    shown = AdminService(None, settings, Loopback()).maintenance(type("Req", (), {"username": None})())
+    assert [r[0] for r in shown].count("stale") == 1
+    assert ["few-questions", "bpo-and-dx#relationship", "en", "knowledge-team",
+            "3 expected question(s), at least 5 needed", "questions/en/bpo-and-dx.yaml"] in shown

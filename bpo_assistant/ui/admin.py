@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TITLE = "ナレッジ管理 / Knowledge admin"
 DEFAULT_SUITE = "evals/suites/triage.jsonl"
+MAINTENANCE_COLUMNS = ["種類 / kind", "項目 / item", "言語 / lang", "担当 / owner", "内容 / detail", "ファイル / file"]
 QUEUE_COLUMNS = ["テーマ / theme", "状態 / status", "件数 / count", "最終 / last", "代表質問 / question", "理由 / why"]
 
 
@@ -78,6 +79,15 @@ class AdminService:
                 choices.append((f"  #{i.id} [{i.status}] {i.question}", f"q{i.id}"))
                 picks[f"q{i.id}"] = [[i.id, i.question, i.lang]]
         return (rows, gr.update(choices=choices, value=None), picks, *self.kpis())
+
+    def maintenance(self, request: gr.Request) -> list[list]:
+        """`kb maintenance`'s rows (stale, review-due, few-questions), with the file relative to the kb."""
+        from bpo_assistant.owners.maintenance import maintenance
+
+        self._who(request)
+        kb = str(self.settings.kb_dir).rstrip("/") + "/"
+        return [[r.kind, r.item, r.lang, r.owner, r.detail, r.path.removeprefix(kb)]
+                for r in maintenance(self.settings)]
 
     def kpis(self) -> tuple:
         """Daily table, daily plot, weekly table, weekly refusals by reason: one read of the log for all four."""
@@ -276,6 +286,10 @@ def admin_tab(demo, assistant, settings: Settings) -> None:
             alias = gr.Textbox("", label="別名 / alias (e.g. PC)", max_length=100, elem_id="bpo-admin-alias")
             b_alias = gr.Button("用語の別名に追加 / Add glossary alias", elem_id="bpo-admin-add-alias")
         result = gr.Markdown("", elem_id="bpo-admin-result")
+        b_maint = gr.Button("メンテナンス一覧 / Maintenance list", size="sm", elem_id="bpo-admin-maintenance")
+        maint_df = gr.Dataframe(headers=MAINTENANCE_COLUMNS, value=[], interactive=False, wrap=True,
+                                label="要メンテナンス / needs an owner (stale, review-due, few-questions)",
+                                elem_id="bpo-admin-maintenance-table")
         gr.Markdown("### KPI\n\n" + "\n".join(f"- {f}" for f in kpi.FORMULAS.values()))
         kpi_df = gr.Dataframe(headers=kpi.COLUMNS, value=[], interactive=False, label="日次 / daily",
                               elem_id="bpo-admin-kpi")
@@ -294,4 +308,5 @@ def admin_tab(demo, assistant, settings: Settings) -> None:
     b_question.click(svc.add_question, [pick, section, picks], result, **ui).then(svc.load, None, loaded, **ui)
     b_case.click(svc.add_case, [pick, section, suite, refuse, picks], result, **ui).then(svc.load, None, loaded, **ui)
     b_alias.click(svc.add_alias, [pick, term, alias, picks], result, **ui).then(svc.load, None, loaded, **ui)
+    b_maint.click(svc.maintenance, None, maint_df, **ui)
     b_oos.click(svc.out_of_scope, [pick, picks], result, **ui).then(svc.load, None, loaded, **ui)
