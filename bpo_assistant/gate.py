@@ -31,7 +31,7 @@ _ASKS_SUBSIDY = re.compile(r"補助金|助成金|給付金|subsid|\bgrants?\b", 
 # word is a company name MeCab does not know (it splits トランスコスモス into two common nouns).
 # Only a long word before the ask counts: short loanwords (パターン, プラン) are ordinary words the kb happens not to use.
 _ASKS_OF_A_FIRM = re.compile(r"事例|実績|料金|評判|口コミ|サービス内容|株価|年収|case stud|reviews?", re.I)
-_KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{6,}")
+_KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{4,}")
 # Capital-letter firm names (NTT, KDDI, IBM): the kb's own acronyms (BPO, RPA, SLA) are found in its texts.
 _ACRONYM = re.compile(r"(?<![A-Za-z])[A-Z]{2,}[A-Za-z0-9]*(?![A-Za-z])")
 # The other BPO: 放送倫理・番組向上機構 (Broadcasting Ethics & Program Improvement Organization) judges programmes.

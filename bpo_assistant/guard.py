@@ -29,7 +29,10 @@ _OVERRIDE = re.compile(
     r"\[\s*system\s*\]|you\s+are\s+now|pretend\s+(to\s+be|you)|act\s+as|"
     r"(print|output|say|write|reply|respond|answer)\s+(only\s+)?(with\s+)?[\"'“‘`]|"
     r"(これまで|以前|上記|前|すべて|全て)の(指示|命令|ルール|プロンプト|設定)|指示を(無視|忘れ)|"
-    r"システムプロンプト|管理者モード|開発者モード|忘れて|forget about|モードに切り替え|あなたは(今から|これから)|になりきって|"
+    # Forgetting what came before, not any 「忘れて」: "hand it off and forget about it" is a real question.
+    r"システムプロンプト|管理者モード|開発者モード|(これまで|今まで|以前|さっき|前|上)の(こと|会話|話|内容)?(は|を)?"
+    r"(全部|すべて|全て)?忘れて|のことは忘れて|forget\s+(about\s+)?(everything|all\b|what\s+(i|you)|your\b|the\s+(previous|above))|"
+    r"モードに切り替え|あなたは(今から|これから)|になりきって|"
     r"[」』\"]\s*(と|って)\s*(だけ|のみ)?\s*(書いて|出力|表示|答えて|言って|返して)|設定を(すべて|全て)?表示",
     re.IGNORECASE,
 )

@@ -48,10 +48,12 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"でしょ[？?]|でしょ$|よね[？?]|よね$|のでは[？?]|のでは$|じゃないの|んじゃない|にすぎない|所詮|しょせん|"
                    r"大丈夫|楽できる|理解で(OK|ok|いい|合って|あって)|という理解|ってことで(いい|OK)|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
                    r"aren't\s+they|\bjust\s+(a|an|about)\b|\bonly\s+about\b|\bbasically\b|"
-                   r"is\s+it\s+(ok|fine|safe)\s+to", re.I),
+                   r"is\s+it\s+(ok|fine|safe)\s+to|\b(can|could)\s+(i|we)\s+just\b|forget\s+about\s+it|"
+                   r"\bjust\s+(hand|leave|outsource|farm)", re.I),
         # the kb's correcting sentences: 「…だけの手段ではなく」「任せきりにせず」「…だけにとどまりません」
         re.compile(r"だけでなく|だけの|だけではあり|せず|にとどまら|限らない|限りません|必ずしも|"
-                   r"not\s+(only|just|merely)|rather\s+than|without|beyond", re.I),
+                   r"not\s+(only|just|merely)|rather\s+than|without|beyond|not\s+leav|do\s+not\s+leave|"
+                   r"keep\s+(managing|reviewing)", re.I),
     ),
     "benefit": (
         re.compile(r"メリット|利点|効果|良いこと|いいこと|得|うれしい|benefit|advantage|merit|upside|gain", re.I),

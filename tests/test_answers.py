@@ -94,6 +94,7 @@ def test_out_of_scope_questions_are_refused(assistant, question):
     ("BPO市場の今後5年間の年平均成長率は？", "percentage"),
     ("BPO関連銘柄の来年の株価は？", "price"),
     ("NTTデータのBPO導入事例を教えて", "NTT"),  # a capital-letter firm name, not one of the kb's acronyms
+    ("リクルートがBPOを導入した事例は？", "リクルート"),  # a five-kana firm name the kb never writes
     ("BPOが勧告を出した番組って最近どれ？", "broadcasting"),  # the other BPO
 ])
 def test_what_no_kb_sentence_holds_is_refused_with_why(assistant, question, why):
@@ -314,3 +315,10 @@ def test_a_belief_is_not_corrected_with_another_concepts_sentence(assistant):
     answer = assistant.ask("シェアードサービスも外部の会社に任せるんだよね？")
     assert not answer.refused and "bpo-vs-bpr" not in {c.doc_id for c in answer.citations}
     assert "bpo-vs-shared-services" in {c.doc_id for c in answer.citations}
+
+
+def test_hand_it_off_and_forget_about_it_is_a_belief_not_an_injection(assistant):
+    """「forget about it」 is how people say 任せきり; only forgetting instructions or earlier turns is an override."""
+    answer = assistant.ask("can we just hand everything off to a BPO vendor and forget about it?")
+    assert not answer.refused, answer.reason
+    assert "leav" in answer.text and "first-bpo-checklist" in {c.doc_id for c in answer.citations}
