@@ -6,16 +6,15 @@ kb section supporting it, so the whole table is cited cell by cell.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from . import phrasebook
 from .glossary import Glossary
 from .types import Citation
 
-_CUE = re.compile(r"(?<!間)違い|(?<!間)違う|ちがい|ちがう|比較|比べ|異な|差異|\bvs\.?\b|versus|differ|compare|comparison|contrast", re.I)
 TABLE_LEAD = {"ja": "{cols}の比較です。", "en": "Here is how {cols} compare."}
 NOT_COVERED = "not covered"
 SOURCES = {"ja": "出典:", "en": "Sources:"}
@@ -36,15 +35,12 @@ def load_tables(path: Path) -> list[Table]:
     return [Table(t["id"], t["title"], t["columns"], t["rows"]) for t in data.get("tables", [])]
 
 
-_DIFFERENCE = re.compile(r"(?<!間)違い|(?<!間)違う|ちがい|ちがう|異な|差異|\bvs\.?\b|versus|differ", re.I)
-
-
 def is_comparison(question: str, n_terms: int) -> bool:
     """"AとBの違い" needs two terms; "ITOとの違いは？" (one term + a difference word) compares it with BPO.
     A bare 比べる with one term ("今のコストと比べて") is not a comparison of concepts."""
     if n_terms >= 2:
-        return bool(_CUE.search(question))
-    return n_terms == 1 and bool(_DIFFERENCE.search(question))
+        return bool(phrasebook.COMPARISON_CUE.search(question))
+    return n_terms == 1 and bool(phrasebook.DIFFERENCE_CUE.search(question))
 
 
 def pick_columns(question: str, tables: list[Table], glossary: Glossary) -> tuple[Table, list[dict]] | None:

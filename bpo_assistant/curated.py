@@ -220,7 +220,7 @@ def answer(turn, kb, settings) -> "Answer | None":
         return None
     if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
         return None
-    if missed := _detail_missed(turn, kb, chosen):
+    if _detail_missed(turn, kb, chosen):
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

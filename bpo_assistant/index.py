@@ -98,6 +98,11 @@ def collection_name(settings: Settings, gen: str, lang: str) -> str:
     return f"{settings.collection_prefix}_{deployment_id(settings)}_{gen}-{lang}"
 
 
+def layout1_collection_name(settings: Settings, meta: dict, gen: str) -> str:
+    """A layout-1 generation's one collection: the name its meta records, or the one it was written under."""
+    return meta.get("collection") or f"{settings.collection_prefix}_{deployment_id(settings)}_{gen}"
+
+
 def chroma_client(settings: Settings):
     """Embedded PersistentClient under the data dir, or HttpClient for BPO_CHROMA_URL (a `chroma run` server)."""
     import chromadb
@@ -162,7 +167,7 @@ def open_dense(settings: Settings, meta: dict, vectors) -> DenseIndex:
     """The collections `meta` names. `vectors`: the generation's vectors.npz (record ids beside chunk ids)."""
     client = chroma_client(settings)
     if "collections" not in meta:  # layout 1, until the next ingest: record id = chunk id, lang by filter
-        name = meta.get("collection") or f"{settings.collection_prefix}_{deployment_id(settings)}_{meta['generation']}"
+        name = layout1_collection_name(settings, meta, meta["generation"])
         ids = vectors["chunk_ids"].tolist()
         return DenseIndex({"*": [(client.get_collection(name, embedding_function=None), 0)]}, dict(zip(ids, ids)))
     known = dict(zip(vectors["record_ids"].tolist(), vectors["chunk_ids"].tolist()))

@@ -55,6 +55,8 @@ class Knowledge:
     question_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
     sections: dict[SectionKey, tuple[str, str, str]] = field(default_factory=dict)  # title, section title, text
     section_sentences: dict[SectionKey, tuple[int, ...]] = field(default_factory=dict)  # sentence rows, in order
+    # (lang, doc) → its section keys: picking fills a short answer from its document without a scan of every section
+    doc_sections: dict[tuple[str, str], tuple[SectionKey, ...]] = field(default_factory=dict)
     first_chunk: dict[SectionKey, str] = field(default_factory=dict)
     docs_by_noun: dict[str, frozenset[str]] = field(default_factory=dict)
     doc_topic: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -140,6 +142,7 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         kb_docs=kb_docs, kb_errors=kb_errors, curated=tuple(curated), curated_errors=curated_errors,
         section_router=section_router, curated_router=curated_router, questions=rows, question_vectors=vectors,
         sections=sections, section_sentences=sentence_rows, first_chunk=first_chunk,
+        doc_sections=_doc_sections(sentence_rows),
         docs_by_noun=derived.docs_by_noun,
         doc_topic={(c.lang, c.doc_id): c.topic for c in index.chunks.values()},
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
@@ -155,6 +158,13 @@ def _sentence_rows(index: LoadedIndex) -> dict[str, tuple[np.ndarray, np.ndarray
         by_lang.setdefault(s.lang, []).append(i)
     return {lang: (np.asarray(rows, dtype=np.int64), np.ascontiguousarray(index.sentence_vectors[rows]))
             for lang, rows in by_lang.items()}
+
+
+def _doc_sections(section_sentences) -> dict[tuple[str, str], tuple[SectionKey, ...]]:
+    out: dict[tuple[str, str], list[SectionKey]] = {}
+    for key in section_sentences:
+        out.setdefault(key[:2], []).append(key)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _bank_rows(rows: tuple[BankRow, ...]) -> dict[tuple[str, str], tuple[int, ...]]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# 違い/違う, but not 間違い/間違いない (a mistake, "surely"): shared by the difference intent and the comparison cues.
+_DIFFER = r"(?<!間)違い|(?<!間)違う"
+
 INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     "definition": (
         re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|何のこと|なんのこと|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
@@ -35,9 +38,8 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
         re.compile(r"向いて|適して|場合|選ぶ|suited|suitable|when|if\b", re.I),
     ),
     "difference": (
-        # (?<!間): 間違い/間違いない (a mistake, "surely") is not a difference
-        re.compile(r"(?<!間)違い|ちがい|(?<!間)違う|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
-        re.compile(r"(?<!間)違い|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
+        re.compile(_DIFFER + r"|ちがい|差|異なる|比較|vs\.?|versus|differ|compare", re.I),
+        re.compile(_DIFFER + r"|異なり|一方|に対し|対して|比べ|whereas|while|unlike|differ|by\s+contrast", re.I),
     ),
     "example": (  # 「経理で例えると」: a worked example, which a comparison table does not give
         re.compile(r"例えると|たとえると|例えば|たとえば|具体例|例を挙げ|例で|例に(する|すると|とる|とると|とって|して)|for\s+example|e\.g\.|an\s+example|"
@@ -64,6 +66,12 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
 # A compound question asks two things at once: a joining word plus two intents or two subjects.
 COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|および|及び|ならびに|も教えて|もあわせて|もまとめて|まとめて|"
                       r"両方|それぞれ|\band\s+(also|what|how|why)\b|as\s+well\s+as|both", re.I)
+
+# A comparison of concepts (compare.is_comparison): any comparing word with two terms; with one term only a word of
+# difference (「ITOとの違いは？」), since a bare 比べる with one term (「今のコストと比べて」) compares no concepts.
+COMPARISON_CUE = re.compile(_DIFFER + r"|ちがい|ちがう|比較|比べ|異な|差異|\bvs\.?\b|versus|differ|compare|comparison|"
+                            r"contrast", re.I)
+DIFFERENCE_CUE = re.compile(_DIFFER + r"|ちがい|ちがう|異な|差異|\bvs\.?\b|versus|differ", re.I)
 
 # Pointing into the last answer: 「その中で」「そのうち」 narrow to what was just said.
 NARROW = re.compile(r"その中で|そのうち|その中の|中でも|さっきの中で|among\s+them|of\s+those|of\s+these", re.I)

@@ -78,8 +78,8 @@ def _fill(turn, kb, chosen, picked, q_tokens: set[str], settings) -> list[tuple[
         return []
     lang, doc, _ = chosen[0]
     taken = {i for i, _ in picked}
-    rows = [i for key, ids in kb.section_sentences.items() if key[:2] == (lang, doc) and key not in chosen
-            for i in ids if i not in taken]
+    rows = [i for key in kb.doc_sections.get((lang, doc), ()) if key not in chosen
+            for i in kb.section_sentences[key] if i not in taken]
     out: list[tuple[int, Picked]] = []
     for i, p in sorted(((i, _score(turn, kb, i, q_tokens, settings)) for i in rows), key=lambda ip: -ip[1].score):
         if len(picked) + len(out) >= settings.min_sentences:

@@ -162,8 +162,6 @@ def proper_nouns(text: str) -> list[str]:
     return [w for w in dict.fromkeys(out) if w not in _STOP]
 
 
-
-
 def place_names(text: str) -> list[str]:
     """MeCab's place names (ベトナム, フィリピン, 大阪) and PLACES_EN, lower-cased like the kb vocabulary."""
     text = normalize(text)

@@ -80,7 +80,7 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
         # in 「ベンダー選定のポイントと契約形態の違いを両方」), its halves do not. One more embedding call, only here.
         part_routes = tuple(kb.section_router.ranked(v, allowed)[0][0] for v in embedder.queries(
             [kb.glossary.canonicalize(p, lang) or p for p in parts]))
-        timer.lap("embed")
+        timer.lap("embed-parts")
     # One product with every bank/curated question, shared by the curated stage, 「もしかして」 and the refusal.
     sims = kb.question_vectors @ qvec if len(kb.questions) else np.zeros(0, np.float32)
     return Turn(question, asked, query, lang, qvec, routed, sims, phrasebook.intents(query),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpo_assistant.index import current_generation, deployment_id, generation_dir, read_jsonl
+from bpo_assistant.index import current_generation, generation_dir, layout1_collection_name, read_jsonl
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import Chunk, Sentence
 
@@ -197,7 +197,7 @@ def _collections(settings: Settings, gdir: Path) -> set[str]:
         return set()
     if "collections" in meta:
         return {c["name"] for entry in meta["collections"].values() for c in entry["read"]}
-    return {meta.get("collection") or f"{settings.collection_prefix}_{deployment_id(settings)}_{gdir.name}"}
+    return {layout1_collection_name(settings, meta, gdir.name)}
 
 
 def _has_deployment(gdir: Path) -> bool:

@@ -98,12 +98,13 @@ def fill(settings: Settings, meta: dict, chunks: list[Chunk], vectors: np.ndarra
         own = {ids[i] for i in rows}
         new = [i for i in rows if ids[i] not in in_base]
         if base is None or len(new) + len(in_base - own) > max(REWRITE_FLOOR, REWRITE_AT * len(own)):
-            out[lang] = [_write(settings, client, meta, lang, chunks, vectors, ids, rows)]
-            continue
-        out[lang] = [{"name": base.name, "records": len(in_base)}]
-        if new:
-            out[lang].append(_write(settings, client, meta, lang, chunks, vectors, ids, new))
-    return {lang: {"own": len({ids[i] for i in rows}), "read": out[lang]} for lang, rows in by_lang.items()}
+            read = [_write(settings, client, meta, lang, chunks, vectors, ids, rows)]
+        else:
+            read = [{"name": base.name, "records": len(in_base)}]
+            if new:
+                read.append(_write(settings, client, meta, lang, chunks, vectors, ids, new))
+        out[lang] = {"own": len(own), "read": read}
+    return out
 
 
 def _write(settings: Settings, client, meta: dict, lang: str, chunks, vectors, ids, rows: list[int]) -> dict:
