@@ -194,6 +194,17 @@ def _detail_missed(turn, kb, chosen) -> str:
                  if len(n) > 1 and docs & own and squash(n) not in text), "")
 
 
+def _definition_missed(turn, chosen) -> bool:
+    """「そもそもDXって何をすることなの？」 asks what a thing is; a vetted answer on how DX and BPO relate defines
+    neither, while the kb's definition sentence is one grounded answer away. A comparison asks for the difference,
+    which a comparison answer gives without a definition cue."""
+    from .phrasebook import INTENTS
+
+    if "definition" not in turn.intents or {"difference", "choice"} & set(turn.intents):
+        return False
+    return not INTENTS["definition"][1].search(chosen.answer)
+
+
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
     section router agrees (its top section is the answer's first source: "why BPO" answers that also cite core
@@ -220,7 +231,7 @@ def answer(turn, kb, settings) -> "Answer | None":
         return None
     if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
         return None
-    if _detail_missed(turn, kb, chosen):
+    if _detail_missed(turn, kb, chosen) or _definition_missed(turn, chosen):
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

@@ -86,6 +86,22 @@ class Glossary:
                 found.append((m.start(), m.end(), term))
         return sorted(found, key=lambda p: p[0])
 
+    def spell_readings(self, text: str) -> str:
+        """「ゼンカンチュウイギム」 → 「善管注意義務」, 「ビーピーオー」 → 「BPO」: a term typed as its kana reading is
+        written as the term. The dense arm copes with a reading, but the gate's "does the kb use these words" check
+        tokenizes a katakana run as one unknown word and refused. Hiragana is rewritten only from 6 kana: a short
+        one is often another word with the same sound (けんしゅう is 研修 more often than 検収)."""
+        plain = normalize(text)
+        out, last = [], 0
+        for start, end, term in self.spans(plain):
+            typed, reading = plain[start:end], _key(term.reading)
+            if reading != _key(typed) or reading == _key(term.term):
+                continue
+            if len(typed) >= 4 and (typed == katakana(typed) or len(typed) >= 6):
+                out += [plain[last:start], term.term]
+                last = end
+        return "".join(out) + plain[last:] if out else text
+
     def find(self, text: str) -> list[Term]:
         """Terms mentioned in text, in order of appearance, longest match wins, each term once."""
         seen: set[str] = set()

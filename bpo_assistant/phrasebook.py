@@ -14,7 +14,7 @@ _DIFFER = r"(?<!間)違い|(?<!間)違う"
 
 INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     "definition": (
-        re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|何のこと|なんのこと|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
+        re.compile(r"(?<![あれ])とは|って何|ってなに|ってなん|何のこと|なんのこと|(何|なに)をする(こと|もの)|どういう(こと|もの)|どんなもの|の意味|意味は|定義|正式名称|略|what\s+is|what's|what\s+are|"
                    r"\bmean|defin|stand\s+for", re.I),
         re.compile(r"とは|の略|経営手法|形態|指す|手法|契約です|ことです|\bis\s+(an?|the)\b|refers?\s+to|means?", re.I),
     ),

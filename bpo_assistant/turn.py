@@ -57,7 +57,7 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
                       kind="prompt", reason="empty question", timings=timer.done("guard"))
         return Turn(question, "", "", lang, np.zeros(1, np.float32), question_sims=np.zeros(0, np.float32),
                     history=history, timer=timer, stop=stop, reason="empty question")
-    asked = fold_loanwords(guard.focus(guard.strip_markup(clean.text)), kb.loanwords)
+    asked = fold_loanwords(kb.glossary.spell_readings(guard.focus(guard.strip_markup(clean.text))), kb.loanwords)
     asked = _drop_injection(asked) if clean.override else asked
     query = standalone_query(asked, history, kb.glossary, kb.names_own_subject) if asked else ""
     if history and phrasebook.NARROW.search(asked) and (own := phrasebook.NARROW.sub("", asked).strip(" 、,")):

@@ -322,3 +322,17 @@ def test_hand_it_off_and_forget_about_it_is_a_belief_not_an_injection(assistant)
     answer = assistant.ask("can we just hand everything off to a BPO vendor and forget about it?")
     assert not answer.refused, answer.reason
     assert "leav" in answer.text and "first-bpo-checklist" in {c.doc_id for c in answer.citations}
+
+
+def test_a_term_typed_as_its_katakana_reading_is_answered(assistant):
+    """ゼンカンチュウイギム is one katakana run the kb never writes: it must be read as 善管注意義務, not refused."""
+    answer = assistant.ask("ゼンカンチュウイギムってなに？")
+    assert not answer.refused, answer.reason
+    assert "善管注意義務" in answer.text and "contract-types" in {c.doc_id for c in answer.citations}
+
+
+def test_what_a_term_is_gets_its_definition_not_the_vetted_relationship_answer(assistant):
+    """The vetted BPO-and-DX answer says how the two relate; 「DXって何をすること？」 asks what DX is."""
+    answer = assistant.ask("そもそもDXって、何をすることなの？")
+    assert not answer.curated and "革新" in answer.text
+    assert assistant.ask("BPOとDXの関係を教えて").citations  # the relationship question still answers
