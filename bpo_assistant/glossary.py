@@ -33,6 +33,9 @@ def text_key(text: str) -> str:
 
 
 _key = text_key
+_ACRONYM = re.compile(r"[A-Z]{3,4}")
+_SLIP = re.compile(r"(?<![A-Za-z])[A-Z]{3,4}(?![A-Za-z])")
+NOT_SLIPS = frozenset({"IOT", "POS", "TOB", "OBP"})  # acronyms of other things whose letters match one of ours
 
 
 class Glossary:
@@ -85,6 +88,24 @@ class Glossary:
                     taken[i] = True
                 found.append((m.start(), m.end(), term))
         return sorted(found, key=lambda p: p[0])
+
+    def respell(self, text: str, vocab: frozenset[str] = frozenset()) -> str:
+        """A question as the kb would spell it: kana readings as their terms, acronym slips as the acronym."""
+        return self.fix_acronym_slips(self.spell_readings(text), vocab)
+
+    def fix_acronym_slips(self, text: str, vocab: frozenset[str] = frozenset()) -> str:
+        """「BOPって何？」: an upper-case word of 3–4 letters the kb never uses, whose letters are a glossary acronym's
+        reordered, is that acronym mistyped. Reordered letters only: one wrong letter (BPA) could be several.
+        Real acronyms of other things (IOT) are in NOT_SLIPS."""
+        acronyms = {"".join(sorted(t.term)): t.term for t in self.terms if _ACRONYM.fullmatch(t.term)}
+
+        def fix(m: re.Match) -> str:
+            word = m.group(0)
+            if word in NOT_SLIPS or word.lower() in vocab or word in vocab:
+                return word
+            return acronyms.get("".join(sorted(word)), word)
+
+        return _SLIP.sub(fix, text) if acronyms else text
 
     def spell_readings(self, text: str) -> str:
         """「ゼンカンチュウイギム」 → 「善管注意義務」, 「ビーピーオー」 → 「BPO」: a term typed as its kana reading is

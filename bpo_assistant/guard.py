@@ -16,6 +16,9 @@ REFUSAL_JA = "申し訳ありません。この質問はナレッジベースの
 REFUSAL_EN = "Sorry, this question is not covered by our knowledge base, so I cannot answer it."
 EMPTY_PROMPT_JA = "質問を入力してください。例: 「BPOとは何ですか？」"
 EMPTY_PROMPT_EN = "Please type a question, for example: \"What is BPO?\""
+# (en, ja): thanks or a greeting on its own gets an invitation, not kb sentences.
+SMALL_TALK_PROMPT = ("You're welcome. Ask me anything about BPO, for example: \"What is BPO?\"",
+                     "どういたしまして。BPOについて知りたいことがあれば、質問をどうぞ。例: 「BPOとは何ですか？」")
 NEAREST_LEAD = {"ja": "次のトピックなら回答できます:", "en": "These topics are covered:"}
 TRUNCATED_NOTICE = {
     "ja": "質問が長すぎるため、先頭の{n}文字だけを使いました。",

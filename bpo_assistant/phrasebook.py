@@ -63,6 +63,21 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     ),
 }
 
+# Thanks, greetings and acknowledgements that ask nothing (「ありがとう、助かりました！」「了解です」 "thanks!").
+_SMALL_TALK_WORD = (
+    r"(ありがと(う|うございます|うございました)?|どうも(ありがとう)?|助かり(ました|ます)|了解(です|しました)?|"
+    r"(わか|分か|解)りました|なるほど(です)?|こんにちは|こんばんは|おはよう(ございます)?|よろしく(お願いします)?|"
+    r"お疲れ様(です)?|おつかれさま(です)?|すごい|いいね|ok|okay|thanks?|thank\s+you(\s+(very|so)\s+much)?|"
+    r"great|got\s+it|hello|hi|hey|good\s+(morning|afternoon|evening)|cheers|nice)")
+_SMALL_TALK = re.compile(rf"{_SMALL_TALK_WORD}(\s*{_SMALL_TALK_WORD})*", re.I)
+
+
+def is_small_talk(text: str) -> bool:
+    """Every piece between punctuation is a word of thanks or greeting, and nothing else was said."""
+    pieces = [p.strip() for p in re.split(r"[、。,.!！?？~〜…]+", text) if p.strip()]
+    return bool(pieces) and all(_SMALL_TALK.fullmatch(p) for p in pieces)
+
+
 # A compound question asks two things at once: a joining word plus two intents or two subjects.
 COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|および|及び|ならびに|も教えて|もあわせて|もまとめて|まとめて|"
                       r"両方|それぞれ|\band\s+(also|what|how|why)\b|as\s+well\s+as|both", re.I)

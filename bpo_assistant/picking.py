@@ -21,6 +21,7 @@ from .types import Sentence
 REDUNDANT_COS = 0.96
 STRAY_POOL = 20  # best sentences of the language looked at for a stray
 PREMISE_STRAYS = 1
+SPECIFIC_DOCS = 6  # of the 12 documents per language: a word half of them use or fewer
 DOMAIN_TERMS = frozenset({"BPO", "アウトソーシング"})  # glossary terms no sentence is "about another subject" for
 
 
@@ -60,6 +61,10 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
     strays = _premise_strays(turn, kb, set(chosen), picked, q_tokens, settings) if "premise" in turn.intents else []
     stray = _stray(turn, kb, set(chosen), picked + strays, q_tokens, settings)
     strays += [stray] if stray is not None else []
+    # Only into room the answer has left: displacing a sentence the question's sections chose cost more than it won.
+    if len(picked) + len(strays) < settings.max_sentences:
+        detail = _named_detail(turn, kb, chosen, picked + strays, q_tokens, settings)
+        strays += [detail] if detail is not None else []
     if strays:
         # They take the last places rather than growing the answer: the sentence budget keeps answers short.
         picked = picked[:max(settings.max_sentences - len(strays), 1)] + strays
@@ -87,6 +92,26 @@ def _fill(turn, kb, chosen, picked, q_tokens: set[str], settings) -> list[tuple[
         if not _redundant(kb, i, picked + out):
             out.append((i, p))
     return out
+
+
+def _named_detail(turn, kb, chosen, picked, q_tokens: set[str], settings) -> tuple[int, Picked] | None:
+    """「経理部門のどんな業務がBPOの対象？」 routes to the overview of target operations, whose sentences never say 経理,
+    while the same document's back-office section lists 経理's 月次決算 and 帳簿. A word of the question that no
+    quoted sentence holds and that only some documents use (SPECIFIC_DOCS: 業務 and BPO are in every one) names a
+    detail: the best sentence of the chosen documents that holds it joins the answer."""
+    docs = dict.fromkeys((lang, doc) for lang, doc, _ in chosen)
+    # Said by the chosen documents: a stray from elsewhere listing 経理 in passing does not answer what 経理 hands over.
+    said = set().union(*(kb.sentence_tokens(i) for i, p in picked if (p.sentence.lang, p.sentence.doc_id) in docs))
+    wanted = {t for t in q_tokens - said if len(t) > 1 and 0 < len(kb.docs_by_noun.get(t, ())) <= SPECIFIC_DOCS}
+    if not wanted:
+        return None
+    # The earliest such word first: a Japanese compound puts its specific part first (経理部門: 経理, not 部門).
+    first = min(wanted, key=lambda t: (p if (p := turn.query.lower().find(t)) >= 0 else len(turn.query), t))
+    taken = {i for i, _ in picked}
+    rows = [i for d in docs for key in kb.doc_sections.get(d, ()) for i in kb.section_sentences.get(key, ())
+            if i not in taken and first in kb.sentence_tokens(i)]
+    scored = sorted(((i, _score(turn, kb, i, q_tokens, settings)) for i in rows), key=lambda ip: -ip[1].score)
+    return next(((i, p) for i, p in scored if not _redundant(kb, i, picked)), None)
 
 
 def _score(turn, kb, i: int, q_tokens: set[str], settings) -> Picked:

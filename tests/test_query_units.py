@@ -289,3 +289,19 @@ def test_a_reading_is_spelled_as_its_term_and_short_or_plain_kana_is_left(glossa
     assert glossary.spell_readings("アウトソーシングとは") == "アウトソーシングとは"  # reading = term: untouched
     assert glossary.spell_readings("けんしゅうの日") == "けんしゅうの日"  # 研修 as often as 検収: left as typed
     assert glossary.spell_readings("ケンシュウの手順") == "検収の手順"
+
+
+def test_an_acronym_typed_with_its_letters_reordered_is_read_as_the_acronym(glossary):
+    assert glossary.fix_acronym_slips("BOPって何？") == "BPOって何？"
+    assert glossary.fix_acronym_slips("IOTとBPO") == "IOTとBPO"  # another thing's acronym stays
+    assert glossary.fix_acronym_slips("BPAの費用") == "BPAの費用"  # one wrong letter could be several acronyms
+    assert glossary.fix_acronym_slips("a bop on the head") == "a bop on the head"  # lower case is a word
+
+
+def test_thanks_and_greetings_alone_are_small_talk_but_not_with_a_question():
+    from bpo_assistant.phrasebook import is_small_talk
+
+    for text in ("ありがとう、助かりました！", "了解です", "こんにちは", "Thank you so much.", "thanks!"):
+        assert is_small_talk(text), text
+    for text in ("ありがとう。BPOのメリットは？", "BPO", "hi, what is BPO?", "助かる業務は？"):
+        assert not is_small_talk(text), text
