@@ -58,7 +58,7 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
                    r"keep\s+(managing|reviewing)", re.I),
     ),
     "benefit": (
-        re.compile(r"メリット|利点|効果|良いこと|いいこと|得|うれしい|benefit|advantage|merit|upside|gain", re.I),
+        re.compile(r"メリット|利点|効果|良いこと|いいこと|お得|得する|得になる|得られる|うれしい|benefit|advantage|merit|upside|gain", re.I),
         re.compile(r"できます|向上|削減|つなが|高め|効果|benefit|improv|reduc|raise|lower", re.I),
     ),
 }

@@ -16,7 +16,7 @@ import numpy as np
 from . import gate, guard, phrasebook
 from .followup import standalone_query
 from .knowledge import Knowledge
-from .text import detect_lang, fold_loanwords, split_sentences
+from .text import detect_lang, fold_loanwords, nouns, split_sentences
 from .types import Answer
 
 
@@ -64,7 +64,10 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
     asked = fold_loanwords(kb.glossary.respell(guard.focus(guard.strip_markup(clean.text)), kb.vocab), kb.loanwords)
     asked = _drop_injection(asked) if clean.override else asked
     query = standalone_query(asked, history, kb.glossary, kb.names_own_subject) if asked else ""
-    if history and phrasebook.NARROW.search(asked) and (own := phrasebook.NARROW.sub("", asked).strip(" 、,")):
+    # 「その中で一番大事なのは？」 names nothing of its own: without the last answer's sections (a client that sends
+    # plain text) the narrowed words alone would lose the subject, so the rewrite with the earlier topic stays.
+    if (history and phrasebook.NARROW.search(asked) and (own := phrasebook.NARROW.sub("", asked).strip(" 、,"))
+            and (_prior_sections(history) or nouns(own))):
         # 「その中でセキュリティについて詳しく」 names its own subject; the earlier topic comes back through the
         # previous answer's sections (prior_sections) instead of diluting the query with the earlier question.
         query = own

@@ -305,3 +305,10 @@ def test_thanks_and_greetings_alone_are_small_talk_but_not_with_a_question():
         assert is_small_talk(text), text
     for text in ("ありがとう。BPOのメリットは？", "BPO", "hi, what is BPO?", "助かる業務は？"):
         assert not is_small_talk(text), text
+
+
+def test_得意_is_no_benefit_cue():
+    from bpo_assistant.phrasebook import intents
+
+    assert "benefit" not in intents("得意な業務が合っているか")
+    assert "benefit" in intents("BPOって何が得られるの？")
