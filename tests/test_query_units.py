@@ -312,3 +312,15 @@ def test_得意_is_no_benefit_cue():
 
     assert "benefit" not in intents("得意な業務が合っているか")
     assert "benefit" in intents("BPOって何が得られるの？")
+
+
+def test_a_glossary_alias_is_a_word_the_gate_knows():
+    """An owner's alias (triage resolve --as alias:) must let its question past "words unknown to the kb"."""
+    from bpo_assistant.gate import known_share
+    from bpo_assistant.glossary import Term
+    from bpo_assistant.knowledge import _glossary_nouns
+
+    glossary = Glossary([Term("駐車場", "parking", "ちゅうしゃじょう", ("Pスペース",), "", "", "office")])
+    vocab = frozenset({"駐車場"}) | _glossary_nouns(glossary)
+    assert known_share("Pスペースはどこ？", vocab) == 1.0
+    assert known_share("Pスペースはどこ？", frozenset({"駐車場"})) < 1.0  # without the alias nouns it was unknown
