@@ -132,3 +132,39 @@ def test_a_dropped_or_repinned_dependency_or_a_hand_edited_header_fails_the_chec
     assert any("outside its pin" in p for p in drift(repinned, lock, (), makefile))
     by_hand = lock.replace("#    make lock", "#    uv pip compile pyproject.toml", 1)
     assert any("header" in p for p in drift(pyproject, by_hand, (), makefile))
+
+
+# A process without the `mcp` package, as after `pip install bpo-assistant` (no [mcp]): a meta-path finder refuses it.
+_NO_MCP = """
+import sys
+class NoMcp:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mcp" or name.startswith("mcp."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoMcp())
+"""
+
+
+def _run_without_mcp(code: str, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BPO_DATA_DIR": str(tmp_path / "data"), "BPO_EMBEDDER": "fake:32"}
+    return subprocess.run([sys.executable, "-c", _NO_MCP + code], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+
+
+def test_without_the_mcp_extra_the_mcp_command_is_one_line_naming_it_and_builds_no_index(tmp_path):
+    done = _run_without_mcp("from bpo_assistant.cli import main; sys.exit(main(['mcp']))", tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mcp: bpo-assistant mcp needs mcp, which is not installed: pip install 'bpo-assistant[mcp]'"]
+    assert done.stdout == ""  # stdout is the protocol channel
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_the_chat_the_http_api_and_ask_need_no_mcp(tmp_path):
+    done = _run_without_mcp("import bpo_assistant.ui.app, bpo_assistant.api.http, bpo_assistant.ask_cli, "
+                            "bpo_assistant.assistant, ingest.pipeline", tmp_path)
+    assert done.returncode == 0, done.stderr
