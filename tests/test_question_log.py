@@ -139,7 +139,7 @@ def test_daily_kpis_match_a_hand_count(tmp_path):
     store = FeedbackStore(settings)
     for q, rating in (("請負契約とは？", -1), ("準委任とは？", 1)):
         fid = store.add(question=q, answer="…", rating=rating, lang="ja")
-        with __import__("sqlite3").connect(settings.data_path("feedback.sqlite")) as conn:
+        with __import__("sqlite3").connect(settings.data_path("owners.sqlite")) as conn:  # the shared database
             conn.execute("UPDATE feedback SET created = ? WHERE id = ?", (noon + 150, fid))
     days = daily(settings)
     assert [(d.period, d.asked, d.answered, d.refused, d.rated, d.disliked) for d in days] == [

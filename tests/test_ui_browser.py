@@ -184,7 +184,7 @@ def test_dislike_with_reason_is_stored(page, shots, real_settings):
     page.screenshot(path=str(shots / "03-dislike-reason.png"), full_page=True)
     page.locator("#bpo-fb-send").click()
     reason.wait_for(state="hidden")
-    db = real_settings.data_dir / "feedback.sqlite"
+    db = real_settings.data_dir / "owners.sqlite"  # feedback shares the owners' database
     row = None
     for _ in range(50):
         with sqlite3.connect(db) as conn:
