@@ -79,6 +79,15 @@ feedback = Table(
 Index("feedback_rating", feedback.c.rating)
 Index("feedback_created", feedback.c.created)
 
+# One row per held lease (bpo_assistant/lease.py): "ingest:<deployment id>" while an ingest runs on some host.
+leases = Table(
+    "lease", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),  # host:pid:random of the process holding it
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),  # unix time; the holder's heartbeat moves it on
+)
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
