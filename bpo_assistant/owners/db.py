@@ -1,8 +1,10 @@
 """The shared database: the question log, the triage status and the users' feedback, through SQLAlchemy Core.
 
 SQLite at data_dir/owners.sqlite by default; `BPO_DATABASE_URL` points the same tables at PostgreSQL (or any
-SQLAlchemy URL), which is what several app replicas need: each writes feedback and log rows into one table. Only Core constructs portable across both are used: no JSON column type (lists are stored as
-JSON text, so SQLite and PostgreSQL read them the same way), no upserts.
+SQLAlchemy URL), which is what several app replicas need: each writes feedback and log rows into one table, and
+ingests on different hosts take turns through the lease table (bpo_assistant/lease.py). Only Core constructs
+portable across both are used: no JSON column type (lists are stored as JSON text, so SQLite and PostgreSQL read
+them the same way), no upserts.
 """
 
 from __future__ import annotations
