@@ -16,6 +16,7 @@ half file any generation reads.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def read(gdir: Path) -> tuple[dict[bytes, list[str]], str]:
                 return {}, f"the tokenizer no longer gives {FILE} of {gdir.name}'s probe tokens"
             table, off, ids = z["table"].tolist(), z["offsets"].tolist(), z["ids"].tolist()
             keys = _unkeys(z["keys"])
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         return {}, f"{FILE} of {gdir.name} is unreadable ({exc})"
     return {k: [table[j] for j in ids[off[i]:off[i + 1]]] for i, k in enumerate(keys)}, ""
 

@@ -117,6 +117,10 @@ def test_a_cache_the_tokenizer_no_longer_reproduces_is_ignored(fake_settings, mo
     assert cache.read(gdir)[0] == {} and "probe" in cache.read(gdir)[1]
     np.savez(gdir / cache.FILE, **{**arrays, "version": np.int64(cache.VERSION + 1)})
     assert cache.read(gdir)[0] == {} and "version" in cache.read(gdir)[1]
+    good = (gdir / cache.FILE).read_bytes()
+    (gdir / cache.FILE).write_bytes(good[: len(good) // 2])  # a disk that lost the file's tail
+    assert cache.read(gdir)[0] == {} and "unreadable" in cache.read(gdir)[1]
+    np.savez(gdir / cache.FILE, **{**arrays, "version": np.int64(cache.VERSION + 1)})
     _kb(fake_settings.kb_dir, 1)
     calls = _tokenize_calls(monkeypatch)
     run_ingest(fake_settings, progress=False)
