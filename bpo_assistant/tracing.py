@@ -88,7 +88,7 @@ def shutdown_within(provider, exporter, seconds: float) -> bool:
                 seconds)
     # Ends the exporter's retry wait and closes its channel, so the export thread ends too; the exporter's own
     # warnings about it ("aborting retry", "already shutdown") would only repeat the line above.
-    logging.getLogger(type(exporter).shutdown.__module__).setLevel(logging.ERROR)
+    logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)  # its modules' loggers inherit this
     exporter.shutdown()
     return False
 

@@ -270,8 +270,9 @@ def test_an_unreachable_otlp_collector_delays_exit_by_at_most_a_second(tmp_path)
         proc.kill()
     err = proc.stderr.read()
     assert proc.returncode == 0, err
-    # 0.5 s of waiting plus the interpreter's own teardown (0.3 s even without OpenTelemetry on a loaded machine).
-    assert waited < 2.0, f"exit took {waited:.1f} s"
+    # 0.5 s of waiting plus the interpreter's and gRPC's teardown (0.3-1.3 s on this shared 2-core machine at
+    # load 5-10; 0.3 s without OpenTelemetry): far from the SDK's 7.6 s, which this bound catches.
+    assert waited < 3.0, f"exit took {waited:.1f} s"
     assert err.count("did not take the last spans within 0.5 s") == 1
     assert "Traceback" not in err and "already shutdown" not in err
 

