@@ -49,7 +49,7 @@ class LeaseBusy(RuntimeError):
     def __init__(self, held: Holder) -> None:
         super().__init__(f"{held.name} is held by {held.holder} since "
                          f"{time.strftime('%H:%M:%S', time.localtime(held.acquired_at))} "
-                         f"(free at the latest {max(0.0, held.expires_at - time.time()):.0f} s from now)")
+                         f"(expires in {max(0.0, held.expires_at - time.time()):.0f} s unless its holder extends it)")
         self.held = held
 
 

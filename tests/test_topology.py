@@ -154,6 +154,20 @@ def _feedback_rows(db_url: str) -> list[tuple[str, int, str]]:
         engine.dispose()
 
 
+def _lease_holders(db_url: str) -> list[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import ProgrammingError
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text("SELECT holder FROM lease"))]
+    except ProgrammingError:  # the worker has not created the tables yet
+        return []
+    finally:
+        engine.dispose()
+
+
 def _generation(http, base: str) -> str:
     r = http.get(f"{base}/readyz", timeout=30)
     return r.json().get("generation", "") if r.status_code == 200 else ""
@@ -181,17 +195,23 @@ def test_two_replicas_behind_nginx_share_one_index_and_one_feedback_table(tmp_pa
                                         "127.0.0.1", "--port", str(chroma_port)], env)
         wait_http(f"{env['BPO_CHROMA_URL']}/api/v2/heartbeat", server, "chroma server", log=procs.log("chroma"))
 
-        # The ingest worker, once, before any replica: replicas then only check the index (no ingest of their own).
-        done = subprocess.run([str(BIN / "bpo-assistant"), "ingest", "--json"], env=env, capture_output=True,
-                              text=True, timeout=240)
-        assert done.returncode == 0, done.stderr[-2000:]
-        first_gen = json.loads(done.stdout)["generation"]
-        marks.append(("ingest", time.monotonic()))
-
+        # The ingest worker, once. The replicas start while it runs (as compose would restart one mid-ingest): their
+        # start-up check waits for the worker's lease and then finds the index up to date, so nobody ingests twice.
+        worker = subprocess.Popen([str(BIN / "bpo-assistant"), "ingest", "--json"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.procs["ingest"] = worker
+        deadline = time.monotonic() + 120
+        while worker.poll() is None and not _lease_holders(postgres_schema):
+            assert time.monotonic() < deadline, "the ingest worker took no lease in 120 s"
+            time.sleep(0.1)
         apps = {}
         for i, port in enumerate(app_ports):
             apps[port] = procs.start(f"app{i}", [str(BIN / "bpo-assistant"), "chat", "--host", "127.0.0.1",
                                                  "--port", str(port)], env)
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-2000:]
+        first_gen = json.loads(out)["generation"]
+        marks.append(("ingest", time.monotonic()))
         for i, port in enumerate(app_ports):
             wait_http(f"http://127.0.0.1:{port}/readyz", apps[port], f"replica {i}", limit_s=180,
                       log=procs.log(f"app{i}"), pause_s=0.3)
@@ -201,6 +221,7 @@ def test_two_replicas_behind_nginx_share_one_index_and_one_feedback_table(tmp_pa
         wait_http(f"{front}/healthz", proxy, "nginx", log=procs.log("nginx"))
         direct = [f"http://127.0.0.1:{p}" for p in app_ports]
         marks.append(("replicas+nginx up", time.monotonic()))
+        assert _lease_holders(postgres_schema) == []  # released by the worker and by both replicas' checks
 
         with httpx.Client() as http:
             # 1. One ingest serves both replicas: the same generation, the same answer and citations.
@@ -260,6 +281,8 @@ def test_two_replicas_behind_nginx_share_one_index_and_one_feedback_table(tmp_pa
     except BaseException:
         procs.stop_all()
         for name in procs.procs:
+            if not procs.log(name).exists():
+                continue
             tail = procs.log(name).read_text(errors="replace")[-1500:]
             print(f"--- {name} log ---\n{tail}", file=sys.stderr)
         raise
