@@ -100,7 +100,7 @@ def drift(pyproject: str, lock: str, extras: tuple[str, ...], makefile: str, pyt
 
 
 def _files() -> tuple[str, str]:
-    return (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"), (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    return tuple((REPO_ROOT / name).read_text(encoding="utf-8") for name in ("pyproject.toml", "Makefile"))
 
 
 @pytest.mark.parametrize("lock_name", sorted(LOCKS))
@@ -230,7 +230,8 @@ def test_an_installed_wheel_reads_its_shipped_kb_and_writes_a_per_user_data_dir(
 def test_every_kb_file_is_mapped_into_the_wheel():
     """pyproject's data-files globs do not descend into folders: a kb folder added without its line would ship a
     wheel whose kb silently lacks it."""
-    mapping = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["data-files"]
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    mapping = pyproject["tool"]["setuptools"]["data-files"]
     shipped = set()
     for dest, globs in mapping.items():
         for pattern in globs:
@@ -256,6 +257,7 @@ def test_the_wheel_installed_outside_the_checkout_answers_with_citations(tmp_pat
     import sysconfig
 
     src = tmp_path / "src"  # a copy, so the build's build/ and egg-info never touch the shared checkout
+    src.mkdir()
     for name in ("pyproject.toml", "README.md", "bpo_assistant", "ingest", "evals", "kb"):
         copy = shutil.copytree if (REPO_ROOT / name).is_dir() else shutil.copy
         copy(REPO_ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
