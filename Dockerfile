@@ -17,10 +17,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 
 WORKDIR /app
 # The default install, every package pinned with its hash (make's recipe), then the PostgreSQL driver of the [pg]
-# extra at the version requirements-dev.lock pins (the default lock leaves it out: a laptop uses SQLite).
-COPY requirements.lock ./
+# extra, pinned and hashed as requirements-dev.lock has it (the default lock leaves it out: a laptop uses SQLite).
+COPY requirements.lock requirements-dev.lock ./
 RUN pip install --no-deps --require-hashes -r requirements.lock \
- && pip install --no-deps "psycopg==3.3.9" "psycopg-binary==3.3.9"
+ && awk '/^psycopg(-binary)?==/{p=1; print; next} /^[^ #]/{p=0} p' requirements-dev.lock > /tmp/pg.lock \
+ && pip install --no-deps --require-hashes -r /tmp/pg.lock && rm /tmp/pg.lock
 COPY pyproject.toml README.md ./
 COPY bpo_assistant ./bpo_assistant
 COPY ingest ./ingest
