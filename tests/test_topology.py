@@ -26,7 +26,6 @@ from conftest import free_port, wait_http
 
 from bpo_assistant.settings import REPO_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(300)]
 
 BIN = Path(sys.executable).parent
 QUESTION = "請負契約とは？"
@@ -173,6 +172,33 @@ def _generation(http, base: str) -> str:
     return r.json().get("generation", "") if r.status_code == 200 else ""
 
 
+def test_the_compose_file_names_real_settings_and_the_files_it_mounts():
+    """compose.yaml is not run here (no Docker): at least every BPO_* it sets must be a setting the app reads, and
+    every file it mounts or builds from must exist, or a typo would only show on the first real deployment."""
+    import yaml
+
+    from bpo_assistant.settings import Settings
+
+    compose = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert {"postgres", "chroma", "ingest", "app", "nginx"} <= set(services)
+    known = {f"BPO_{name.upper()}" for name in Settings.model_fields}
+    for name, service in services.items():
+        env = service.get("environment") or {}
+        unknown = sorted(k for k in env if k.startswith("BPO_") and k not in known)
+        assert not unknown, f"{name}: {unknown} are not settings"
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("./") and not source.endswith("config"):  # deploy/config is the operator's
+                assert (REPO_ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+    assert services["app"]["environment"]["BPO_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert services["app"]["depends_on"]["ingest"]["condition"] == "service_completed_successfully"
+    assert (REPO_ROOT / "Dockerfile").exists() and "ip_hash;" in (REPO_ROOT / "deploy" / "nginx.conf").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.timeout(300)
 def test_two_replicas_behind_nginx_share_one_index_and_one_feedback_table(tmp_path, postgres_schema):
     import httpx
 
