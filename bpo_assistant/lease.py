@@ -53,6 +53,14 @@ class LeaseBusy(RuntimeError):
         self.held = held
 
 
+class LeaseLost(RuntimeError):
+    """The ingest held its lease past the TTL without a heartbeat and another host took it: this ingest must not
+    make its generation current (the other one may be writing its own)."""
+
+
+_current = threading.local()  # the lease the running thread's ingest holds (confirm_ingest_lease)
+
+
 class Lease:
     def __init__(self, engine: Engine, name: str, ttl_s: float = TTL_S, holder: str | None = None) -> None:
         self.engine, self.name, self.ttl_s = engine, name, ttl_s
@@ -118,7 +126,7 @@ class Lease:
         while not stop.wait(self.ttl_s / 3):
             try:
                 if not self.renew():
-                    # Only a stall longer than the TTL gets here; another ingest may now run beside this one.
+                    # Only a stall longer than the TTL gets here; confirm_ingest_lease then refuses the swap.
                     log.error("lost %s (held longer than %.0f s without a heartbeat)", self.name, self.ttl_s)
                     return
             except Exception:  # noqa: BLE001 - a database hiccup: the next beat tries again before expiry
@@ -134,4 +142,17 @@ def ingest_lease(settings: Settings, ttl_s: float = TTL_S, wait_s: float | None 
     from .index import deployment_id
 
     with Lease(engine_for(settings), f"ingest:{deployment_id(settings)}", ttl_s).held(wait_s) as lease:
-        yield lease
+        _current.lease = lease
+        try:
+            yield lease
+        finally:
+            _current.lease = None
+
+
+def confirm_ingest_lease() -> None:
+    """Right before an ingest swaps CURRENT: still ours? (and extended). Raises LeaseLost otherwise; a no-op when
+    this thread holds no lease (no BPO_DATABASE_URL)."""
+    lease = getattr(_current, "lease", None)
+    if lease is not None and not lease.renew():
+        raise LeaseLost(f"{lease.name} was taken over by another host while this ingest ran (it stalled longer than "
+                        f"the {lease.ttl_s:.0f} s lease); its generation is not made current")

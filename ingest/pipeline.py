@@ -20,7 +20,7 @@ from pathlib import Path
 from bpo_assistant import curated
 from bpo_assistant.index import CHUNKER_VERSION, INDEX_LAYOUT, IndexMismatch, deployment_id
 from bpo_assistant.kbfiles import duplicate_reason
-from bpo_assistant.lease import ingest_lease
+from bpo_assistant.lease import confirm_ingest_lease, ingest_lease
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
@@ -296,6 +296,7 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
                            vectors[len(chunks):], derived, prev.meta if prev and not rebuild else None,
                            prev.dir if prev and not rebuild else None, report.timings)
     previous = prev.gen if prev else None
+    confirm_ingest_lease()  # another host's ingest took over a stalled lease: leave CURRENT to it
     store.swap_current(settings, gen, previous)
     store.cleanup(settings, keep=gen, previous=previous)
     return meta

@@ -131,3 +131,33 @@ def test_an_ingest_on_another_host_waits_for_the_lease(settings, tmp_path, caplo
         assert th.is_alive() and not reports and not (tmp_path / "host-a" / "CURRENT").exists()
     th.join(timeout=120)
     assert reports and reports[0].written and (tmp_path / "host-a" / "CURRENT").exists()
+
+
+def test_an_ingest_whose_lease_was_taken_over_does_not_swap_current(settings, tmp_path):
+    """A stall longer than the TTL (simulated: another host takes the row mid-ingest) must not end in two ingests
+    both making their generation current: the stalled one stops before the swap, the previous index serves on."""
+    from conftest import write_doc
+    from sqlalchemy import update
+
+    from bpo_assistant.embeddings import FakeEmbeddings
+    from bpo_assistant.index import current_generation
+    from bpo_assistant.lease import LeaseLost
+    from ingest.pipeline import run_ingest
+
+    kb = tmp_path / "kb"
+    write_doc(kb, "ja", "doc-a", {"s1": "請負契約は成果物の完成を約束する契約です。"})
+    host_a = make_settings(tmp_path / "host-a", kb, embedder="fake:32", database_url=settings.database_url,
+                           deployment_id="lease-test")
+    first = run_ingest(host_a, progress=False)
+    assert current_generation(host_a) == first.generation
+
+    class StalledEmbedder(FakeEmbeddings):
+        def _passages(self, texts):
+            with engine_for(host_a).begin() as conn:  # host b took the lease while this ingest stalled
+                conn.execute(update(leases).values(holder="host-b:7:x"))
+            return super()._passages(texts)
+
+    write_doc(kb, "ja", "doc-a", {"s1": "請負契約は成果物の完成と検収を約束する契約です。"})
+    with pytest.raises(LeaseLost, match="taken over by another host"):
+        run_ingest(host_a, embedder=StalledEmbedder(32), progress=False)
+    assert current_generation(host_a) == first.generation
