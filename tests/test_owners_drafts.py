@@ -150,3 +150,19 @@ def test_triage_resolve_as_curated_writes_the_draft_and_closes_the_question(tmp_
     assert (kb / "curated" / "draft-office-parking-ja.yaml").exists()
     (done,) = items(settings, statuses=None)
     assert (done.status, done.changed_by) == ("対応済み", "sato")
+
+
+def test_the_cli_draft_takes_the_rest_of_each_chosen_question_s_theme(monkeypatch):
+    from bpo_assistant.owners import resolve
+    from bpo_assistant.owners.triage import Item, Theme
+
+    def item(i, q, lang="ja"):
+        return Item(i, float(i), q, lang, "refusal", True, "gate", 0.1, (), (), None, "未対応", "", "refused")
+
+    parking = Theme(1, "来客の車は？", (item(1, "来客の車は？"), item(2, "お客さんの車は？"),
+                                      item(5, "Visitor parking?", "en")))
+    other = Theme(3, "社員食堂は？", (item(3, "社員食堂は？"), item(4, "食堂のメニューは？")))
+    # the themes as the queue groups them (the clustering has its own tests in test_triage)
+    monkeypatch.setattr(resolve, "queue", lambda settings, assistant, statuses: [parking, other])
+    assert resolve.theme_mates(None, None, [1]) == [(2, "お客さんの車は？", "ja"), (5, "Visitor parking?", "en")]
+    assert resolve.theme_mates(None, None, [9]) == []  # closed or purged: no theme to widen it with
