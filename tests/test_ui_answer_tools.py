@@ -72,6 +72,13 @@ def test_download_without_an_answer_says_so(tmp_path, monkeypatch):
     assert export.write_export({"question": "q", "answer": "  "}, tmp_path) == export.Export(None, "no answer to save yet")
 
 
+def test_old_downloads_are_removed_when_a_new_one_is_written(tmp_path):
+    old = export.write_export({"question": "q1", "answer": "a1"}, tmp_path).path
+    os.utime(old, (0, 0))
+    kept = export.write_export({"question": "q2", "answer": "a2"}, tmp_path).path
+    assert not old.exists() and kept.exists() and kept.read_text(encoding="utf-8").startswith("# 質問\n\nq2")
+
+
 def test_download_of_an_answer_the_session_no_longer_holds_comes_from_the_visible_chat(tmp_path, monkeypatch):
     monkeypatch.setattr(export.tempfile, "gettempdir", lambda: str(tmp_path))
     svc = ChatService(FakeAssistant())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .render import display_body
 # One directory for every download: files are named by their content, so asking twice writes nothing new, and
 # Gradio serves a copy from its own cache (which it empties when the server stops).
 EXPORT_DIR_NAME = "bpo-answer-exports"
+KEEP_S = 24 * 3600  # older files are removed when the next one is written: the folder stays small
 HEADINGS = {
     "ja": {"question": "質問", "answer": "回答", "sources": "出典", "none": "(出典なし)"},
     "en": {"question": "Question", "answer": "Answer", "sources": "Sources", "none": "(no sources)"},
@@ -65,5 +67,15 @@ def write_export(record: dict | None, directory: Path | None = None) -> Export:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bpo-answer-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.md"
     if not path.exists():
+        _prune(folder, time.time() - KEEP_S)
         atomic.write_text(path, text)
     return Export(path, "written")
+
+
+def _prune(folder: Path, before: float) -> None:
+    for old in folder.glob("bpo-answer-*.md"):
+        try:
+            if old.stat().st_mtime < before:
+                old.unlink()
+        except OSError:  # another worker removed it first
+            pass
