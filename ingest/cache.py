@@ -1,9 +1,11 @@
 """Ingest stage helper: each chunk's BM25 tokens (text.tokenize, MeCab), kept with the generation so the next
 ingest runs MeCab only on chunks whose text it has not seen.
 
-    tokens.npz   per chunk of the generation, in index order: the key of its text (derived.key), its tokens as
-                 ids into one string table (with repeats, in order: BM25 counts them), and a probe (the tokens
-                 of a fixed text when the file was written)
+    tokens.npz   per chunk of the generation, in index order: the key of its text (derived.key) and its tokens
+                 (with repeats, in order: BM25 counts them), all in one UTF-8 text, tokens split by US and chunks
+                 by RS (text.normalize strips both control characters, so no token holds one; one str.join and
+                 one str.split instead of a Python loop per token); and a probe (the tokens of a fixed text when
+                 the file was written)
 
 The file holds exactly the generation's chunks, so it never grows across edits: a key the new generation does
 not use is not written again, and cleanup drops the old generation with its file. A file of another VERSION, or
@@ -27,7 +29,8 @@ from bpo_assistant.text import tokenize
 from .derived import _keys, _strings, _unkeys, key
 
 FILE = "tokens.npz"
-VERSION = 1
+VERSION = 2  # 2: one joined text instead of a string table and ids
+_TOKEN, _CHUNK = "\x1f", "\x1e"  # ASCII unit and record separators
 # Japanese, a loanword with an English gloss in its lemma, a verb's lemma and Latin words: what a tokenizer or
 # dictionary change would move first.
 PROBE = "委託先のセキュリティ対策を確認し、BPO vendors are audited yearly."
@@ -70,20 +73,20 @@ def read(gdir: Path) -> tuple[dict[bytes, list[str]], str]:
                 return {}, f"{FILE} of {gdir.name} is version {int(z['version'])}, not {VERSION}"
             if z["probe"].tolist() != tokenize(PROBE):
                 return {}, f"the tokenizer no longer gives {FILE} of {gdir.name}'s probe tokens"
-            table, off, ids = z["table"].tolist(), z["offsets"].tolist(), z["ids"].tolist()
-            keys = _unkeys(z["keys"])
+            keys, text = _unkeys(z["keys"]), z["tokens"].tobytes().decode("utf-8")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         return {}, f"{FILE} of {gdir.name} is unreadable ({exc})"
-    return {k: [table[j] for j in ids[off[i]:off[i + 1]]] for i, k in enumerate(keys)}, ""
+    rows = text.split(_CHUNK) if keys else []
+    if len(rows) != len(keys):
+        return {}, f"{FILE} of {gdir.name} holds {len(rows)} token rows for {len(keys)} keys"
+    return {k: row.split(_TOKEN) if row else [] for k, row in zip(keys, rows)}, ""
 
 
 def write(gdir: Path, tok: Tokenized) -> None:
     """The generation's file (fsynced; the caller fsyncs the directory with the rest of the generation)."""
-    table: dict[str, int] = {}
-    ids = [table.setdefault(t, len(table)) for found in tok.tokens for t in found]
+    text = _CHUNK.join(_TOKEN.join(found) for found in tok.tokens).encode("utf-8")
     with open(gdir / FILE, "wb") as fh:
         np.savez(fh, version=np.int64(VERSION), probe=_strings(tokenize(PROBE)), keys=_keys(tok.keys),
-                 table=_strings(list(table)), ids=np.asarray(ids, np.int32),
-                 offsets=np.cumsum([0] + [len(x) for x in tok.tokens], dtype=np.int64))
+                 tokens=np.frombuffer(text, np.uint8))
         fh.flush()
         os.fsync(fh.fileno())
