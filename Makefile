@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: chat test test-fast test-slow ingest eval bench clean lock
+.PHONY: chat test test-fast test-slow ingest eval bench clean lock lock-check
 
 # Installs come from the lock files (requirements.lock: the default install; requirements-dev.lock: + [dev], which
 # pulls [st,llm,eval]), every package pinned with its hash, then the project itself with --no-deps.
@@ -37,6 +37,10 @@ lock:
 	test -x $(VENV)/bin/uv || $(PIP) install -q uv
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+
+# Offline and in seconds: fails when pyproject's dependencies or extras changed since the locks were compiled.
+lock-check:
+	$(PY) -m pytest -q tests/test_packaging.py -m "not slow"
 
 chat: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest --quiet || test $$? -eq 1

@@ -138,6 +138,7 @@ def table(r: dict) -> str:
         ("full ingest wall / CPU s", f"{r['full_ingest_wall_s']:.1f} / {r['full_ingest_cpu_s']:.1f}"),
         ("edit one doc + re-ingest wall / CPU s", f"{r['edit_reingest_wall_s']:.1f} / {r['edit_reingest_cpu_s']:.1f}"
                                                   f" ({r['edit_embedded']} texts embedded)"),
+        ("  its stages s (ingest --json timings)", " ".join(f"{k} {v:.1f}" for k, v in r["edit_reingest_stages_s"].items())),
         ("process start → first answer s", f"{r['first_answer_s']:.2f}"),
         (f"warm answer p50 / p95 ms (n={r['questions']})", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}"),
         ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"),

@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     r = tr.add_parser("resolve", help="fix and close questions by their #id")
     r.add_argument("ids", nargs="+", type=int, metavar="ID")
     r.add_argument("--as", dest="how", required=True,
-                   metavar="question:DOC#SECTION|alias:TERM|case:SUITE|out-of-scope")
+                   metavar="question:DOC#SECTION|alias:TERM|curated:DOC#SECTION|case:SUITE|out-of-scope")
     r.add_argument("--alias", metavar="WORD", help="with alias:TERM, the word to add as a variant of TERM")
     r.add_argument("--doc", help="with case:SUITE, the document the answer must cite (default: a refuse case)")
     r.add_argument("--by", default=os.environ.get("USER") or "cli", help="who resolves it (default: $USER)")
@@ -227,7 +227,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from .owners.triage import cli_triage
 
         if args.triage_command == "resolve":
-            from .owners.triage import cli_resolve
+            from .owners.resolve import cli_resolve
 
             return cli_resolve(settings, args.ids, args.how, args.by, args.doc, args.alias)
         return cli_triage(settings, as_json=args.json, status=args.status)

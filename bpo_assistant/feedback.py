@@ -1,7 +1,10 @@
-"""User feedback (👍/👎 with a reason) in SQLite, and its export as eval-suite cases for reviewers.
+"""User feedback (👍/👎 with a reason) in the shared database, and its export as eval-suite cases for reviewers.
 
-The store lives at data_dir/feedback.sqlite in WAL mode, so the chat can write while `bpo-assistant feedback
-export` reads. Each call opens its own short-lived connection: Gradio runs handlers on worker threads.
+The rows live in the `feedback` table of the owners' database (owners/db.py): SQLite at data_dir/owners.sqlite by
+default, PostgreSQL with BPO_DATABASE_URL, so every app replica writes into one table and `make clean` of a host's
+data dir no longer takes them. A data_dir/feedback.sqlite left by an earlier version is copied in once on first
+start (feedback_migrate.py). Each call takes a pooled connection for one transaction: Gradio runs handlers on
+worker threads.
 
 Exported cases follow evals/suite.py: {"id": "feedback-<n>", "question", "lang", "history" (if any),
 "expect": {"refuse": false, "doc_ids": [cited doc ids], "facts": []}}. The cited doc ids are only a starting
@@ -12,41 +15,20 @@ rating, reason and comment for the reviewer (the suite loader keeps unknown top-
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import closing
 from pathlib import Path
 
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from .owners.db import database_url, engine_for_url, feedback, safe_url
 from .settings import Settings
 
 REASONS = ("wrong_citation", "outdated", "incomplete", "misunderstood", "other")
 MAX_TEXT = 20_000
 MAX_COMMENT = 2_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    session TEXT NOT NULL DEFAULT '',
-    message_index INTEGER,
-    question TEXT NOT NULL,
-    lang TEXT NOT NULL DEFAULT 'ja',
-    history TEXT NOT NULL DEFAULT '[]',
-    answer TEXT NOT NULL DEFAULT '',
-    citations TEXT NOT NULL DEFAULT '[]',
-    standalone_query TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT '',
-    refused INTEGER NOT NULL DEFAULT 0,
-    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
-    reason TEXT NOT NULL DEFAULT '',
-    comment TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS feedback_rating ON feedback(rating);
-"""
 
 
 def _clip(text: object, limit: int = MAX_TEXT) -> str:
@@ -61,39 +43,34 @@ def _citation_dicts(citations: Iterable) -> list[dict]:
 
 
 class FeedbackStore:
+    """`FeedbackStore(settings)`: the deployment's table (BPO_DATABASE_URL or data_dir/owners.sqlite), with a
+    legacy data_dir/feedback.sqlite migrated in first. `FeedbackStore(path=FILE)`: the same table in a SQLite file
+    of its own (tests, tools)."""
+
     def __init__(self, settings: Settings | None = None, path: Path | str | None = None) -> None:
+        if path is not None:
+            self.url = f"sqlite:///{Path(path).resolve()}"
+        elif settings is not None:
+            self.url = database_url(settings)
+        else:
+            raise ValueError("FeedbackStore needs settings or a path")
+        self.engine = engine_for_url(self.url)
+        # The file for SQLite (what `journal_mode` and the tests look at); None for a server database.
+        self.path = Path(self.url[len("sqlite:///"):]) if self.url.startswith("sqlite:///") else None
+        self.migrated = None
         if path is None:
-            if settings is None:
-                raise ValueError("FeedbackStore needs settings or a path")
-            path = settings.data_path("feedback.sqlite")
-        self.path = Path(path)
-        self._ready = False
-        # Switching to WAL takes an exclusive lock and SQLite does not run the busy handler for it, so two
-        # Gradio worker threads creating the store at once got "database is locked" (seen in CI): the first
-        # connection sets the file up while the others wait here.
-        self._init_lock = threading.Lock()
+            from .feedback_migrate import migrate_legacy
 
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            with self._init_lock:
-                if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with closing(self._open()) as conn:
-                        conn.execute("PRAGMA journal_mode=WAL")
-                        conn.executescript(_SCHEMA)
-                        conn.commit()
-                    self._ready = True
-        return self._open()
+            self.migrated = migrate_legacy(settings, self.engine)
 
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=10000")
-        return conn
+    def __repr__(self) -> str:
+        return f"FeedbackStore({safe_url(self.url)})"
 
     def journal_mode(self) -> str:
-        with closing(self._connect()) as conn:
-            return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if self.engine.dialect.name != "sqlite":
+            return ""
+        with self.engine.connect() as conn:
+            return str(conn.execute(text("PRAGMA journal_mode")).scalar()).lower()
 
     def add(self, *, question: str, answer: str, rating: int, citations: Iterable = (), standalone_query: str = "",
             lang: str = "ja", history: Sequence[dict] = (), reason: str = "", comment: str = "", kind: str = "",
@@ -104,52 +81,46 @@ class FeedbackStore:
         now = time.time()
         hist = [{"role": h["role"], "content": _clip(h["content"])} for h in history
                 if isinstance(h, dict) and h.get("role") in ("user", "assistant") and isinstance(h.get("content"), str)]
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                "INSERT INTO feedback (created, updated, session, message_index, question, lang, history, answer,"
-                " citations, standalone_query, kind, refused, rating, reason, comment)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (now, now, _clip(session, 200), message_index, _clip(question), _clip(lang, 8) or "ja",
-                 json.dumps(hist, ensure_ascii=False), _clip(answer),
-                 json.dumps(_citation_dicts(citations), ensure_ascii=False), _clip(standalone_query),
-                 _clip(kind, 40), int(bool(refused)), rating, reason, _clip(comment, MAX_COMMENT)),
-            )
-            return int(cur.lastrowid)
+        row = dict(created=now, updated=now, session=_clip(session, 200), message_index=message_index,
+                   question=_clip(question), lang=_clip(lang, 8) or "ja", history=json.dumps(hist, ensure_ascii=False),
+                   answer=_clip(answer), citations=json.dumps(_citation_dicts(citations), ensure_ascii=False),
+                   standalone_query=_clip(standalone_query), kind=_clip(kind, 40), refused=bool(refused),
+                   rating=rating, reason=reason, comment=_clip(comment, MAX_COMMENT))
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(feedback).values(**row)).inserted_primary_key[0])
 
     def update(self, row_id: int, *, rating: int | None = None, reason: str | None = None,
                comment: str | None = None) -> bool:
-        sets, args = ["updated = ?"], [time.time()]
+        values: dict = {"updated": time.time()}
         if rating is not None:
             if rating not in (-1, 1):
                 raise ValueError("rating must be 1 or -1")
-            sets.append("rating = ?")
-            args.append(rating)
+            values["rating"] = rating
         if reason is not None:
-            sets.append("reason = ?")
-            args.append(reason if reason in REASONS else "")
+            values["reason"] = reason if reason in REASONS else ""
         if comment is not None:
-            sets.append("comment = ?")
-            args.append(_clip(comment, MAX_COMMENT))
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(f"UPDATE feedback SET {', '.join(sets)} WHERE id = ?", (*args, int(row_id)))
-            return cur.rowcount == 1
+            values["comment"] = _clip(comment, MAX_COMMENT)
+        with self.engine.begin() as conn:
+            return conn.execute(update(feedback).where(feedback.c.id == int(row_id)).values(**values)).rowcount == 1
 
     def delete(self, row_id: int) -> bool:
-        with closing(self._connect()) as conn, conn:
-            return conn.execute("DELETE FROM feedback WHERE id = ?", (int(row_id),)).rowcount == 1
+        with self.engine.begin() as conn:
+            return conn.execute(delete(feedback).where(feedback.c.id == int(row_id))).rowcount == 1
 
     def get(self, row_id: int) -> dict | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute("SELECT * FROM feedback WHERE id = ?", (int(row_id),)).fetchone()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feedback).where(feedback.c.id == int(row_id))).mappings().first()
         return self._row(row) if row else None
 
     def rows(self, only_negative: bool = False) -> list[dict]:
-        sql = "SELECT * FROM feedback" + (" WHERE rating < 0" if only_negative else "") + " ORDER BY id"
-        with closing(self._connect()) as conn:
-            return [self._row(r) for r in conn.execute(sql)]
+        query = select(feedback).order_by(feedback.c.id)
+        if only_negative:
+            query = query.where(feedback.c.rating < 0)
+        with self.engine.connect() as conn:
+            return [self._row(r) for r in conn.execute(query).mappings()]
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> dict:
+    def _row(row) -> dict:
         d = dict(row)
         d["history"] = json.loads(d["history"] or "[]")
         d["citations"] = json.loads(d["citations"] or "[]")
@@ -189,22 +160,20 @@ def export_cases(store: FeedbackStore, only_negative: bool = False) -> list[dict
 
 def cli_export(settings: Settings, only_negative: bool = False, out: str | None = None) -> int:
     """`bpo-assistant feedback export [--only-negative] [--out FILE]`: JSONL cases, one per feedback row."""
-    path = settings.data_path("feedback.sqlite")
-    if not path.exists():
-        print(f"no feedback yet ({path} does not exist)", file=sys.stderr)
-        cases: list[dict] = []
-    else:
-        try:
-            cases = export_cases(FeedbackStore(path=path), only_negative=only_negative)
-        except sqlite3.DatabaseError as exc:
-            print(f"cannot read {path}: {exc}", file=sys.stderr)
-            return 1
-    text = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases)
+    try:
+        cases = export_cases(FeedbackStore(settings), only_negative=only_negative)
+    except SQLAlchemyError as exc:
+        print(f"cannot read feedback from {safe_url(database_url(settings))}: {exc.__class__.__name__}: "
+              f"{str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    if not cases:
+        print(f"no feedback yet (in {safe_url(database_url(settings))})", file=sys.stderr)
+    text_out = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases)
     if out:
         from . import atomic
 
-        atomic.write_text(out, text)  # an export may overwrite a suite someone curated by hand
+        atomic.write_text(out, text_out)  # an export may overwrite a suite someone curated by hand
         print(f"wrote {len(cases)} case(s) to {out}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text_out)
     return 0

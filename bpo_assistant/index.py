@@ -12,6 +12,8 @@ Layout under the data dir (ingest/ writes it; this module reads it and creates o
     generations/<gen>/vectors.npz   chunk and sentence vectors (reused for unchanged documents), and the
                                     Chroma record id of each chunk
     generations/<gen>/bm25/         keyword index over chunks
+    generations/<gen>/tokens.npz    each chunk's BM25 tokens by a key of its text: the next ingest's MeCab cache
+                                    (ingest/cache.py; the query side never reads it)
 
 Collections outlive generations (layout 2): per language a generation reads a base collection, often written
 many generations ago, and at most one small delta with what changed since (ingest/vectorstore.py). A record's

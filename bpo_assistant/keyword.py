@@ -26,9 +26,14 @@ class KeywordIndex:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> "KeywordIndex":
+        return cls.from_tokens(ids, [tokenize(t) for t in texts])
+
+    @classmethod
+    def from_tokens(cls, ids: list[str], tokens: list[list[str]]) -> "KeywordIndex":
+        """The index of texts already tokenized by `text.tokenize` (ingest reuses unchanged chunks' tokens)."""
         import bm25s
 
-        corpus = [tokenize(t) or ["∅"] for t in texts]  # bm25s rejects empty documents
+        corpus = [t or ["∅"] for t in tokens]  # bm25s rejects empty documents
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
         return cls(list(ids), bm25)

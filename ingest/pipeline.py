@@ -20,6 +20,7 @@ from pathlib import Path
 from bpo_assistant import curated
 from bpo_assistant.index import CHUNKER_VERSION, INDEX_LAYOUT, IndexMismatch, deployment_id
 from bpo_assistant.kbfiles import duplicate_reason
+from bpo_assistant.lease import confirm_ingest_lease, ingest_lease
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
@@ -55,7 +56,9 @@ class IngestReport:
     generation: str = ""
     embedded: int = 0  # texts actually sent to the embedder (0 when every vector was reused)
     written: bool = False  # a new generation was written and made current
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: scan (hash, load, chunk), embed (model load too), write
+    # seconds: scan (hash, load, chunk), previous (its records), embed (model load too), files, bm25, chroma,
+    # router, derived, write (the rest: meta, swap, cleanup)
+    timings: dict[str, float] = field(default_factory=dict)
     rebuilt: str = ""  # why an unchanged kb was written again (vectorstore.problem), else empty
 
     def summary(self) -> str:
@@ -107,7 +110,8 @@ def run_ingest(settings: Settings, paths=None, rebuild: bool = False, embedder=N
     started = time.monotonic()
     paths = list(paths) if paths else None
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    with store.ingest_lock(settings):
+    # The lease (BPO_DATABASE_URL only) excludes ingests on other hosts, the file lock those on this one.
+    with ingest_lease(settings), store.ingest_lock(settings):
         prev = store.read_current(settings)
         spec = embedder.spec if embedder is not None else settings.embedder
         if prev and not rebuild and prev.meta.get("embedder") != spec:
@@ -235,7 +239,9 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
            router_hash: str) -> dict:
     import numpy as np
 
+    t = time.monotonic()
     old_chunks, old_sents, old_cvec, old_svec = prev.records() if prev else ({}, {}, {}, {})
+    report.timings["previous"] = time.monotonic() - t
     chunks, sentences = [], []
     for key in sorted(entries):
         if key in fresh:
@@ -287,8 +293,10 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
         return {"router": summary, "router_hash": router_hash, "derived": tables}
 
     store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
-                           vectors[len(chunks):], derived, prev.meta if prev and not rebuild else None)
+                           vectors[len(chunks):], derived, prev.meta if prev and not rebuild else None,
+                           prev.dir if prev and not rebuild else None, report.timings)
     previous = prev.gen if prev else None
+    confirm_ingest_lease()  # another host's ingest took over a stalled lease: leave CURRENT to it
     store.swap_current(settings, gen, previous)
     store.cleanup(settings, keep=gen, previous=previous)
     return meta

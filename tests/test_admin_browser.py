@@ -1,6 +1,7 @@
-"""The owners' loop in a real browser: a refused question → the ナレッジ管理 queue → "add as expected question" →
-re-ingest → the same question answered in the chat from the chosen section; behind a login, a role-user login
-never sees the tab that an admin-role login does. Screenshots under
+"""The owners' loop in a real browser: refused and 👎 questions → the ナレッジ管理 queue → "add as expected question",
+"draft a curated answer" and "add glossary alias" → re-ingest → the same questions answered (in the tab and in
+the chat) from the chosen section, the draft on the maintenance list; behind a login, a role-user login never
+sees the tab that an admin-role login does. Screenshots under
 artifacts/screenshots/admin-*.png. Skips without /usr/bin/chromium (fails in CI), like test_ui_browser."""
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ from test_ui_browser import CHROMIUM_ARGS, CHROMIUM, TIMEOUT_MS, _is_local, _req
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-QUESTION = "マイカー通勤の届け出は？"
+QUESTION = "マイカー通勤の届け出は？"  # refused; fixed as an expected question of office#parking
+DRAFTED = "取引先が車で来社する時はどうすればいい？"  # refused; fixed by a curated draft quoting office#parking
+DISLIKED = "Pスペースを使うには申請が要る？"  # answered, then 👎; fixed by the glossary alias Pスペース → 駐車場
+GLOSSARY = """# Glossary of the test kb.
+- term: 駐車場
+  reading: ちゅうしゃじょう
+  en: parking
+  variants: [駐車場, 駐車スペース, parking]
+  definition_ja: 社員と来客が車を停める場所。
+  definition_en: Where staff and visitors park.
+  doc: office
+  section: parking
+"""
 
 
 @pytest.fixture
@@ -29,6 +42,7 @@ def loop_server(tmp_path):
     from bpo_assistant.ui.serving import close_app
 
     _tiny_kb(tmp_path / "kb")
+    (tmp_path / "kb" / "glossary.yaml").write_text(GLOSSARY, encoding="utf-8")
     settings = make_settings(tmp_path / "data", tmp_path / "kb")
     reingest(settings)
     demo = build_app(Assistant.from_settings(settings), settings)
@@ -52,8 +66,42 @@ def _ask(pg, text: str) -> str:
     return bots.last.inner_text()
 
 
+def _dislike_last(pg) -> None:
+    pg.locator("#bpo-chatbot button[aria-label='よくないね'], #bpo-chatbot button[aria-label='Dislike']").last.click()
+    reason = pg.locator("#bpo-fb-reason")
+    reason.wait_for(state="visible")
+    reason.get_by_text("情報が古い", exact=True).click()
+    pg.locator("#bpo-fb-send").click()
+    reason.wait_for(state="hidden")
+
+
+def _pick(pg, question: str, section: str | None = "parking"):
+    """Choose `question` in the queue's dropdown (after the previous fix's reload emptied the section choice)."""
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('#bpo-admin-section label'))"
+                         ".every(l => !l.textContent.includes('›'))")  # choices read "title › section (p=…)"
+    pg.locator("#bpo-admin-pick input").click()
+    pg.get_by_role("option").filter(has_text=f"] {question}").first.click()
+    if section:
+        choice = pg.locator("#bpo-admin-section label").filter(has_text=section)
+        choice.wait_for()
+        choice.click()
+
+
+def _result(pg, expected: str) -> str:
+    """The fix's result once it shows `expected`, after the queue's reload that follows every fix (it empties the
+    section choice), so a screenshot shows the settled page."""
+    pg.wait_for_function("t => (document.querySelector('#bpo-admin-result') || {}).textContent?.includes(t)",
+                         arg=expected)
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('#bpo-admin-section label'))"
+                         ".every(l => !l.textContent.includes('›'))")
+    pg.wait_for_timeout(300)
+    return pg.locator("#bpo-admin-result").inner_text()
+
+
 def test_refused_question_is_fixed_from_the_admin_tab_and_then_answered(loop_server, artifacts_dir):
     from playwright import sync_api
+
+    from bpo_assistant.glossary import Glossary
 
     url, settings = loop_server
     shots = artifacts_dir / "screenshots"
@@ -67,39 +115,73 @@ def test_refused_question_is_fixed_from_the_admin_tab_and_then_answered(loop_ser
         pg.goto(url)
         pg.wait_for_selector("#bpo-input textarea")
         started = time.monotonic()
-        first = _ask(pg, QUESTION)
-        assert "お答えできません" in first
+        assert "お答えできません" in _ask(pg, QUESTION)
+        drafted_refused = time.monotonic()
+        assert "お答えできません" in _ask(pg, DRAFTED)
+        assert "お答えできません" not in _ask(pg, DISLIKED)
+        _dislike_last(pg)
         pg.get_by_role("tab", name="ナレッジ管理 / Knowledge admin").click()
         pg.locator("#bpo-admin-notice").get_by_text("127.0.0.1").wait_for()  # says why it is shown
-        pg.wait_for_function("q => (document.querySelector('#bpo-admin-queue') || {}).textContent?.includes(q)",
-                             arg=QUESTION)
+        for q in (QUESTION, DRAFTED, DISLIKED):  # refused twice and disliked once: all three are in the queue
+            pg.wait_for_function("q => (document.querySelector('#bpo-admin-queue') || {}).textContent?.includes(q)",
+                                 arg=q)
         pg.screenshot(path=str(shots / "admin-queue.png"), full_page=True)
-        pg.locator("#bpo-admin-pick input").click()
-        pg.get_by_role("option").filter(has_text=f"] {QUESTION}").first.click()
+
+        _pick(pg, QUESTION, section=None)
         section = pg.locator("#bpo-admin-section label").filter(has_text="parking")
         section.wait_for()
         assert "駐車場の利用は総務部に申請します" in pg.locator("#bpo-admin-section-text").inner_text()
         section.click()
         pg.locator("#bpo-admin-add-question").click()
-        result = pg.locator("#bpo-admin-result")
-        result.get_by_text("回答 / answered").wait_for()
-        assert "office#parking" in result.inner_text()
+        assert "office#parking" in _result(pg, "回答 / answered")
+        question_answered = time.monotonic()
         pg.screenshot(path=str(shots / "admin-fix.png"), full_page=True)
+
+        _pick(pg, DRAFTED)
+        pg.locator("#bpo-admin-add-draft").click()
+        shown = _result(pg, "回答 / answered (curated)")
+        drafted_answered = time.monotonic()
+        assert "draft-office-parking-ja" in shown and "status: draft" in shown and "owner: localhost" in shown
+        assert "office#parking" in shown.split("cited:")[1] and "来客用の駐車スペースは前日までに予約が必要です" in shown
+        pg.screenshot(path=str(shots / "admin-fix-draft.png"), full_page=True)
+
+        _pick(pg, DISLIKED, section=None)
+        pg.locator("#bpo-admin-term input").click()
+        pg.get_by_role("option", name="駐車場").click()
+        pg.locator("#bpo-admin-alias textarea, #bpo-admin-alias input").first.fill("Pスペース")
+        pg.locator("#bpo-admin-add-alias").click()
+        shown = _result(pg, "+  variants: [駐車場, 駐車スペース, parking, Pスペース]")  # the one changed line
+        assert "✓ 「Pスペース」 → 駐車場" in shown and "asked again: 回答 / answered" in shown and "office#parking" in shown.split("cited:")[1]
+        pg.screenshot(path=str(shots / "admin-fix-alias.png"), full_page=True)
+
+        pg.locator("#bpo-admin-maintenance").click()
+        table = pg.locator("#bpo-admin-maintenance-table")
+        pg.wait_for_function("() => (document.querySelector('#bpo-admin-maintenance-table') || {})"
+                             ".textContent?.includes('draft-office-parking-ja')")
+        assert "localhost" in table.inner_text() and "status: draft" in table.inner_text()
+        table.scroll_into_view_if_needed()
+        pg.screenshot(path=str(shots / "admin-maintenance.png"), full_page=True)
+
         pg.locator("#bpo-admin-kpi-plot").scroll_into_view_if_needed()
         week = week_of(time.time())
-        for table in ("#bpo-admin-kpi-week", "#bpo-admin-kpi-reasons"):  # this week's row; the refusal's reason
+        for table_id in ("#bpo-admin-kpi-week", "#bpo-admin-kpi-reasons"):  # this week's row; the refusal's reason
             pg.wait_for_function("([sel, w]) => (document.querySelector(sel) || {}).textContent?.includes(w)",
-                                 arg=[table, week])
+                                 arg=[table_id, week])
         pg.locator("#bpo-admin-kpi-reasons").scroll_into_view_if_needed()
         pg.screenshot(path=str(shots / "admin-dashboard.png"), full_page=True)
         pg.get_by_role("tab", name="チャット").first.click()
         second = _ask(pg, QUESTION)
         elapsed = time.monotonic() - started
+        drafted = _ask(pg, DRAFTED)
         pg.screenshot(path=str(shots / "admin-answered.png"), full_page=True)
         browser.close()
     assert "お答えできません" not in second and "駐車場" in second
+    assert "お答えできません" not in drafted and "来客用の駐車スペースは前日までに予約が必要です" in drafted
+    assert [t.term for t in Glossary.load(settings.kb_dir / "glossary.yaml").find(DISLIKED)] == ["駐車場"]
     assert not [u for u in requests if not _is_local(u)], "the admin tab must not reach beyond 127.0.0.1"
-    print(f"refused → answered in the browser: {elapsed:.1f}s")
+    print(f"refused → answered in the browser: expected question {question_answered - started:.1f}s (in the tab), "
+          f"{elapsed:.1f}s (asked again in the chat after every other step); curated draft "
+          f"{drafted_answered - drafted_refused:.1f}s (in the tab)")
 
 
 @pytest.fixture

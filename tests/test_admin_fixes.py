@@ -8,7 +8,8 @@ import time
 import pytest
 
 from bpo_assistant.owners import kpi
-from bpo_assistant.owners.fixes import FixError, add_alias, add_case, add_expected_question, reingest, suite_case
+from bpo_assistant.owners.alias import add_alias
+from bpo_assistant.owners.fixes import FixError, add_case, add_expected_question, reingest, suite_case
 from conftest import make_settings, write_doc
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -203,6 +204,7 @@ def test_only_admins_get_the_tab_and_its_handlers(tmp_path, auth, user, host, al
         for call in (lambda r: svc.load(r), lambda r: svc.out_of_scope("q1", {"q1": [[1, "x", "ja"]]}, r),
                      lambda r: svc.add_question("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r),
                      lambda r: svc.add_alias("q1", "BPO", "PC", {"q1": [[1, "x", "ja"]]}, r),
+                     lambda r: svc.add_draft("q1", "a#b", {"q1": [[1, "x", "ja"]]}, r),
                      lambda r: svc.maintenance(r)):
             with pytest.raises(gr.Error, match="admin only"):
                 call(_Request(user))

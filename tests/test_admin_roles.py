@@ -153,7 +153,7 @@ def test_a_non_admin_login_is_refused_by_the_admin_endpoints_and_an_admin_is_ser
     # handler's own login check, not Gradio's input validation.
     calls = {"load": (), "sections": (None,), "add_question": (None, None), "out_of_scope": (None,),
              "add_case": (None, None, "evals/suites/triage.jsonl", True), "add_alias": (None, "BPO", "PC"),
-             "maintenance": ()}
+             "add_draft": (None, None), "maintenance": ()}
     for name, args in calls.items():
         with pytest.raises(AppError, match="admin only"):
             user.predict(*args, fn_index=_event(served.demo, name))

@@ -240,6 +240,43 @@ def test_bpo_otel_sends_the_answer_spans_to_an_otlp_collector(real_settings, tmp
         f"bpo.{stage}" for stage in answer["timings_ms"])
 
 
+_ONE_SPAN_THEN_EXIT = """
+from bpo_assistant.settings import Settings
+from bpo_assistant.tracing import make_tracer
+make_tracer(Settings(otel=True)).tracer.start_span("bpo.answer").end()
+print("recorded", flush=True)
+"""
+
+
+def test_an_unreachable_otlp_collector_delays_exit_by_at_most_a_second(tmp_path):
+    """A one-shot `ask` with BPO_OTEL=1 against a collector that is down: the SDK alone retried the last export for
+    ~7.6 s at exit; now exit waits EXIT_WAIT_S (0.5 s) and says once that the spans were dropped."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
+    import os
+    import time
+
+    from conftest import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BPO_", "OTEL_"))}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}", OTEL_EXPORTER_OTLP_INSECURE="true")
+    proc = subprocess.Popen([sys.executable, "-c", _ONE_SPAN_THEN_EXIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline() == "recorded\n"
+        started = time.monotonic()
+        proc.wait(timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err
+    # 0.5 s of waiting plus the interpreter's and gRPC's teardown (0.3-1.3 s on this shared 2-core machine at
+    # load 5-10; 0.3 s without OpenTelemetry): far from the SDK's 7.6 s, which this bound catches.
+    assert waited < 3.0, f"exit took {waited:.1f} s"
+    assert err.count("did not take the last spans within 0.5 s") == 1
+    assert "Traceback" not in err and "already shutdown" not in err
+
+
 def test_the_chat_logs_one_record_per_answer(bare, real_settings, caplog):
     """Through the real chat app (build_app attaches the logs, as serve() does) and Gradio's own client."""
     pytest.importorskip("gradio")

@@ -4,10 +4,13 @@ FastAPI app, not launched by Gradio) is bounded and given back when sessions lea
 The soak found +84.7 MB after 5,000 questions from 500 sessions under serve(), +23.3 MB for the launched chat.
 The cause: Gradio runs the chat's validator against `blocks.app`, which mount_gradio_app leaves at an unserved
 App, so each session got a second SessionState (~0.17 MB) in a state holder nobody swept (api/http.py).
+Then +16.6 MB (1,000 questions): Gradio's queue kept every session's message queue and event-id set, small
+but pinning the allocator's pages among each session's freed objects (ui/sessions.py).
 """
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
 import threading
@@ -37,6 +40,45 @@ def _holders_with_sessions(skip: frozenset = frozenset()) -> list[int]:
     """How many sessions each of Gradio's state holders in this process holds (the non-empty ones), leaving out
     `skip`: holders of apps other tests of the same run built (a launched test app keeps its own sessions)."""
     return [len(o.session_data) for o in _holders(skip) if o.session_data]
+
+
+def test_the_chat_limits_malloc_arenas_unless_the_operator_chose(monkeypatch):
+    from bpo_assistant.ui.sessions import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # glibc read the operator's value at start; ours must not override it
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    if os.uname().sysname == "Linux" and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert limit_malloc_arenas() is True
+
+
+def test_the_janitor_never_drops_the_queue_entries_of_a_session_with_an_event_pending(tmp_path):
+    """Unit level, on a real event loop: a held session and one with a pending event keep their entries."""
+    import asyncio
+
+    from bpo_assistant.ui.app import build_app
+
+    demo = build_app(FakeAssistant(), make_settings(tmp_path / "data", chat_session_idle_s=3600))
+    janitor = demo.session_janitor
+    janitor.stop()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(janitor._bind_loop(), loop).result(timeout=5)
+        queue = demo._queue
+        demo.state_holder.capacity = 10
+        for sid in ("gone", "pending", "held"):
+            queue.pending_messages_per_session[sid] = object()
+            queue.pending_event_ids_session[sid] = {"e1"} if sid == "pending" else set()
+        demo.state_holder.session_data["held"] = object()
+        demo.state_holder.time_last_used["held"] = datetime.datetime.now()
+        janitor.sweep()
+        assert set(queue.pending_messages_per_session) == {"pending", "held"}
+        assert set(queue.pending_event_ids_session) == {"pending", "held"}
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
 
 
 def test_the_mounted_chat_keeps_its_sessions_in_the_holder_the_janitor_sweeps(tmp_path):
@@ -97,6 +139,12 @@ def test_sessions_of_the_served_chat_are_all_dropped_after_they_leave(tmp_path):
         while _holders_with_sessions(others) and time.monotonic() < deadline:
             time.sleep(0.3)
         assert _holders_with_sessions(others) == [], "sessions kept after they left (and were idle past the limit)"
+        queue = demo._queue  # and the queue's per-session leftovers, swept on the server's loop
+        deadline = time.monotonic() + 10
+        while (queue.pending_event_ids_session or queue.pending_messages_per_session) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert not queue.pending_event_ids_session and not queue.pending_messages_per_session, (
+            f"the queue keeps {len(queue.pending_messages_per_session)} sessions' message queues after they left")
     finally:
         demo.session_janitor.stop()
         stop = getattr(app.state, "gradio_stop_event", None)

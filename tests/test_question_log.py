@@ -139,7 +139,7 @@ def test_daily_kpis_match_a_hand_count(tmp_path):
     store = FeedbackStore(settings)
     for q, rating in (("請負契約とは？", -1), ("準委任とは？", 1)):
         fid = store.add(question=q, answer="…", rating=rating, lang="ja")
-        with __import__("sqlite3").connect(settings.data_path("feedback.sqlite")) as conn:
+        with __import__("sqlite3").connect(settings.data_path("owners.sqlite")) as conn:  # the shared database
             conn.execute("UPDATE feedback SET created = ? WHERE id = ?", (noon + 150, fid))
     days = daily(settings)
     assert [(d.period, d.asked, d.answered, d.refused, d.rated, d.disliked) for d in days] == [
@@ -217,7 +217,24 @@ def test_p95_latency_per_day_and_week_matches_a_hand_count_and_is_on_the_page(tm
     day_rows, _, week_rows, _ = AdminService(None, settings, None).kpis()
     col = len(day_rows[0]) - 1
     assert [r[col] for r in day_rows] == ["880 ms", "250 ms"] and week_rows[0][col] == "850 ms"
-    assert "(n−1)×0.95" in FORMULAS["p95_latency"] and "evals.metrics.percentile" in FORMULAS["p95_latency"]
+    assert "(n−1)×0.95" in FORMULAS["p95_latency"] and "bpo_assistant.stats.percentile" in FORMULAS["p95_latency"]
+
+
+def test_the_dashboard_and_the_eval_report_share_one_percentile_and_the_runtime_needs_no_evals():
+    import subprocess
+    import sys
+
+    from bpo_assistant import stats
+    from bpo_assistant.owners import kpi
+    from evals import metrics
+
+    assert kpi.percentile is stats.percentile and metrics.percentile is stats.percentile
+    assert stats.percentile([100, 200, 300, 400, 1000], 95) == pytest.approx(880.0)
+    # the runtime package loads its KPIs without the eval package on the path
+    code = ("import sys; sys.modules['evals'] = None; import bpo_assistant.owners.kpi, bpo_assistant.ui.admin; "
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_the_admin_tab_writes_every_kpi_formula_and_labels_the_p95_column(tmp_path):

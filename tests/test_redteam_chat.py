@@ -299,8 +299,10 @@ def test_the_page_shows_typed_text_plainly_and_kb_links_only_as_written(linky_pa
     user = page.locator("#bpo-chatbot [data-testid='user']").last
     assert user.locator("a, strong, em, h1, code").count() == 0, user.inner_html()
     assert [x.strip() for x in user.inner_text().strip().splitlines() if x.strip()] == typed.splitlines()
-    links = answer.locator("a")
+    links = answer.locator("a:not(.bpo-cite)")  # the [n] markers' own in-page links (ui/cite_links.py) aside
     assert [links.nth(i).get_attribute("href") for i in range(links.count())] == ["https://example.com/guide"]
+    cites = answer.locator("a.bpo-cite")
+    assert all(cites.nth(i).get_attribute("href").startswith("#bpo-cite/") for i in range(cites.count()))
     for text in ("https://bare.example.com", "www.example.jp", "owner@example.com"):
         assert text in answer.inner_text()
     # the instruction's payload is on the page only inside the user's own message

@@ -184,7 +184,7 @@ def test_dislike_with_reason_is_stored(page, shots, real_settings):
     page.screenshot(path=str(shots / "03-dislike-reason.png"), full_page=True)
     page.locator("#bpo-fb-send").click()
     reason.wait_for(state="hidden")
-    db = real_settings.data_dir / "feedback.sqlite"
+    db = real_settings.data_dir / "owners.sqlite"  # feedback shares the owners' database
     row = None
     for _ in range(50):
         with sqlite3.connect(db) as conn:
@@ -379,3 +379,41 @@ def test_ui_language_switch_and_knowledge_tab(page, shots):
     assert view.locator("h3").count() >= 1
     assert page.locator("#bpo-kb-status table").count() == 1
     page.screenshot(path=str(shots / "09-knowledge-en.png"), full_page=True)
+
+
+def test_answer_tools_cited_section_download_and_copy_all(fake_page, shots):
+    """Issue 12: a cited [n] opens its section in the Knowledge tab; the answer downloads as Markdown with its
+    sources; copy-all copies the whole conversation."""
+    from pathlib import Path
+
+    answer = ask(fake_page, "BPOとは何ですか？")
+    links = answer.locator("a.bpo-cite")
+    assert links.count() == 2 and links.first.inner_text() == "[1]"
+    links.first.click()
+    target = fake_page.locator("#bpo-kb-target")
+    target.wait_for(state="visible")
+    assert fake_page.get_by_role("tab", name="ナレッジ", exact=True).get_attribute("aria-selected") == "true"
+    assert fake_page.locator("#bpo-kb-doc input").input_value().endswith("(bpo-overview)")
+    view = fake_page.locator("#bpo-kb-view").inner_text()
+    assert view.index("引用された節") < view.index("BPOの定義") < view.index("ノンコア業務を社外の専門業者に任せる")
+    fake_page.wait_for_function("() => { const r = document.getElementById('bpo-kb-target').getBoundingClientRect();"
+                                " return r.top >= 0 && r.bottom <= window.innerHeight; }")  # scrolled into view
+    assert fake_page.url.split("#")[0] == fake_page.url  # the page did not navigate
+    fake_page.screenshot(path=str(shots / "14-cited-section.png"), full_page=True)
+
+    fake_page.get_by_role("tab", name="チャット").click()
+    fake_page.locator("#bpo-download").click()
+    file_link = fake_page.locator("#bpo-download-file a[download]")
+    file_link.wait_for()
+    with fake_page.expect_download() as download:
+        file_link.click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert download.value.suggested_filename.endswith(".md")
+    assert text.startswith("# 質問\n\nBPOとは何ですか？\n") and "経営手法です[1]。" in text
+    assert "## 出典\n\n[1] BPOとは › BPOの定義" in text and "> BPOは、ノンコア業務を社外の専門業者に任せる" in text
+    fake_page.screenshot(path=str(shots / "15-download.png"), full_page=True)
+
+    fake_page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    fake_page.locator("#bpo-chatbot button[aria-label='Copy conversation']").click()
+    copied = fake_page.evaluate("() => navigator.clipboard.readText()")
+    assert "BPOとは何ですか？" in copied and "経営手法です" in copied, copied

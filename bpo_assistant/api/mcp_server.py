@@ -73,8 +73,14 @@ def cli_mcp(settings: Settings) -> int:
     from ingest.pipeline import ensure_index
 
     from bpo_assistant.assistant import Assistant
+    from bpo_assistant.extras import MissingExtra, require
     from bpo_assistant.owners.qlog import attach_question_log
 
+    try:  # before the index check, which can take a minute on an empty data dir
+        require("mcp.server.mcpserver", "mcp", "bpo-assistant mcp")
+    except MissingExtra as exc:
+        print(f"mcp: {exc}", file=sys.stderr)
+        return 2
     # stdout is the protocol channel: anything the index check or the model load prints goes to stderr.
     try:
         with contextlib.redirect_stdout(sys.stderr):

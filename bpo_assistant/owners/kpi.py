@@ -6,7 +6,7 @@
     低評価率 / dislike rate  👎 ÷ rated (rows linked to a 👍 or 👎 in the feedback store)
     キュレート回答率 / curated share  answers of kind "curated" ÷ answered
     p95 応答時間 / p95 latency  the 95th percentile of every counted question's latency_ms (refusals wait too),
-                   by evals.metrics.percentile, the function behind the eval report's p95
+                   by bpo_assistant.stats.percentile, the function behind the eval report's p95
 
 The refusal reason needs no column of its own: question_log.reason already holds Answer.reason. That text carries
 the case's details (「weak dense match 0.812」, 「names 'トヨタ', …」), so it is reduced to a category when counted,
@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from evals.metrics import percentile
-
 from ..settings import Settings
+from ..stats import percentile
 from .db import engine_for, questions
 from .qlog import link_feedback
 
@@ -39,7 +38,7 @@ FORMULAS = {
     "dislike_rate": "低評価率 = 👎 ÷ 評価された回答 (dislike rate = 👎 ÷ rated)",
     "curated_share": "キュレート回答率 = キュレート回答 ÷ 回答できた質問 (curated-hit share = kind curated ÷ answered)",
     "p95_latency": "p95 応答時間 = 期間内の全質問 (拒否を含む) の応答時間 n 件を昇順に並べ、位置 (n−1)×0.95 の値 "
-                   "(間は線形補間; 評価レポートの p95 と同じ evals.metrics.percentile) "
+                   "(間は線形補間; 評価レポートの p95 と同じ bpo_assistant.stats.percentile) "
                    "(p95 latency = sorted latencies x, x[(n−1)·0.95] linearly interpolated, as in the eval report)",
 }
 

@@ -5,7 +5,9 @@ Three kinds of row (issue 10 "Maintenance"):
   same flag that puts the notice on the answer in the chat);
 - `review-due`: a curated answer or a kb document whose `reviewed:` date is older than BPO_REVIEW_DAYS (or not
   a date at all, which no one can age);
-- `few-questions`: a question-bank section below the minimum, counted by `kb check`'s own code.
+- `few-questions`: a question-bank section below the minimum, counted by `kb check`'s own code;
+- `draft`: a curated answer still marked `status: draft` (owners/drafts.py writes them; they are served, so
+  they stay on this list until a reviewer deletes the line).
 Read-only: it lists, the owners fix (kb check --fix-hashes after a re-review, add-question, a new date).
 """
 
@@ -22,10 +24,11 @@ from ..kbcheck import short_sections
 from ..kbfiles import KbFormatError, load_kb_docs, split_front_matter
 from ..settings import Settings
 
-KINDS = ("stale", "review-due", "few-questions")
+KINDS = ("stale", "review-due", "few-questions", "draft")
 _TITLES = {"stale": "出典が変わった確認済み回答 / stale curated answers",
            "review-due": "レビュー期限切れ / past their review date",
-           "few-questions": "想定質問が足りないセクション / sections with too few expected questions"}
+           "few-questions": "想定質問が足りないセクション / sections with too few expected questions",
+           "draft": "レビュー待ちの下書き回答 / draft curated answers to review"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,20 @@ def maintenance(settings: Settings, today: date | None = None) -> list[Row]:
     for bank, lang, label, n, needed in short_sections(kb_dir, docs):
         rows.append(Row("few-questions", label, lang, str(bank), owners.get((lang, label.split("#")[0]), ""), "",
                         f"{n} expected question(s), at least {needed} needed"))
+    rows += [Row("draft", a.id, a.lang, a.path, a.owner, a.reviewed, "draft from " + ", ".join(
+        f"{d}#{s}" for d, s, _ in a.sources) + "; review it, then delete `status: draft`")
+             for a in answers if _is_draft(a.path)]
     return sorted(rows, key=lambda r: (KINDS.index(r.kind), r.path, r.item))
+
+
+def _is_draft(path: str) -> bool:
+    """The loader keeps no `status`, so it is read from the file (a draft marker the query path ignores)."""
+    from ..curated import load_raw
+
+    try:
+        return str(load_raw(Path(path)).get("status", "")).strip().lower() == "draft"
+    except Exception:  # noqa: BLE001 - it loaded a moment ago; a file changed meanwhile is the next run's
+        return False
 
 
 def render_text(rows: list[Row]) -> str:

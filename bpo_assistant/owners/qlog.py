@@ -154,10 +154,7 @@ def link_feedback(settings: Settings, window_s: float = DAY) -> int:
     store's ids are AUTOINCREMENT, so a deleted id never comes back as another rating."""
     from ..feedback import FeedbackStore
 
-    path = settings.data_path("feedback.sqlite")
-    if not path.exists():
-        return 0
-    rated = FeedbackStore(path=path).rows()
+    rated = FeedbackStore(settings).rows()
     engine = engine_for(settings)
     with engine.begin() as conn:
         alive = {r["id"] for r in rated}

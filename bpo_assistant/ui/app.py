@@ -106,6 +106,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
     from bpo_assistant.feedback import FeedbackStore
 
     from .chat import SUGGEST_MAX, SUGGEST_MIN_CHARS, ChatService, validate_chat_call
+    from .cite_links import CITE_SCROLL_JS, parse_target, render_doc_at
     from .guarded import GuardedBlocks
     from .safe_chatbot import SafeChatbot
     from .sessions import SessionJanitor
@@ -156,7 +157,10 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         rows = gr.State({})
         pending = gr.State(None)
 
-        with gr.Tabs(elem_id="bpo-tabs"):
+        # Written by the page script when a cited [n] is clicked (cite_links.py); in the page, never shown.
+        kb_goto = gr.Textbox(visible="hidden", show_label=False, container=False, elem_id="bpo-kb-goto")
+
+        with gr.Tabs(elem_id="bpo-tabs") as tabs:
             with gr.Tab(t(lang0, "tab_chat"), id="chat", elem_id="bpo-tab-chat") as tab_chat:
                 # Rendered here (above the chat), so ChatInterface does not tuck it into its "Additional Inputs".
                 topics = _topics(assistant)
@@ -164,7 +168,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                                     visible=bool(topics), elem_id="bpo-topic")
                 chatbot = SafeChatbot(
                     label=t(lang0, "chatbot"), height=560, layout="panel", sanitize_html=True,
-                    render_markdown=True, latex_delimiters=[], buttons=["copy"], elem_id="bpo-chatbot",
+                    render_markdown=True, latex_delimiters=[], buttons=["copy", "copy_all"], elem_id="bpo-chatbot",
                     feedback_options=("Like", "Dislike"),
                 )
                 textbox = gr.Textbox(placeholder=t(lang0, "placeholder"), show_label=False, max_lines=6,
@@ -203,6 +207,10 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                     with gr.Row():
                         fb_send = gr.Button(t(lang0, "fb_submit"), variant="primary", elem_id="bpo-fb-send")
                         fb_close = gr.Button(t(lang0, "fb_cancel"), elem_id="bpo-fb-close")
+                with gr.Row(elem_id="bpo-download-row"):
+                    dl_button = gr.Button(t(lang0, "dl_button"), size="sm", scale=0, min_width=0, elem_id="bpo-download")
+                    dl_file = gr.File(label=t(lang0, "dl_file"), visible=False, interactive=False, height=80,
+                                      elem_id="bpo-download-file")
 
             with gr.Tab(t(lang0, "tab_onboarding"), id="onboarding", elem_id="bpo-tab-onboarding") as tab_onb:
                 onb_intro = gr.Markdown(t(lang0, "onb_intro"))
@@ -226,8 +234,9 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         ui = dict(api_visibility="private", show_progress="hidden")
         chatbot.like(service.on_like, [chatbot, records, rows], [rows, pending, fb_panel, fb_reason, fb_comment],
                      queue=False, **ui)
-        chatbot.clear(lambda: ({}, {}, None, gr.update(visible=False)), None, [records, rows, pending, fb_panel],
-                      queue=False, **ui)
+        chatbot.clear(lambda: ({}, {}, None, gr.update(visible=False), gr.update(value=None, visible=False)), None,
+                      [records, rows, pending, fb_panel, dl_file], queue=False, **ui)
+        dl_button.click(service.download_ui, [chatbot, records, ui_lang], [dl_file], queue=False, **ui)
         fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False,
                       **ui)
         fb_close.click(lambda: (None, gr.update(visible=False)), None, [pending, fb_panel], queue=False, **ui)
@@ -242,7 +251,23 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 None, None, None, js=SUGGEST_SEND_JS, queue=False, **ui)
         onb_search.change(lambda q, lang: curated(lang_of(lang), q), [onb_search, ui_lang], onb_list,
                           trigger_mode="always_last", **ui)
-        kb_doc.change(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, **ui)
+        # .input (the user's pick), not .change: a cited-section jump sets the document itself, with its marker
+        kb_doc.input(lambda d, lang: doc_view(lang_of(lang), d), [kb_doc, ui_lang], kb_view, **ui)
+
+        def goto_section(value: str, lang_value: str):
+            """A clicked [n]: the Knowledge tab, its document selected, a marker before the cited section."""
+            target = parse_target(value)
+            ui_lang_now = lang_of(lang_value)
+            lang = target.lang if target is not None and target.lang in ("ja", "en") else ui_lang_now
+            found = docs(lang) if target is not None else []
+            doc = next((d for d in found if d.id == target.doc_id), None) if target is not None else None
+            if doc is None:  # not ours, or the document left the kb since the answer
+                return gr.update(), gr.update(), gr.update()
+            return (gr.Tabs(selected="knowledge"), gr.update(choices=doc_choices(found), value=doc.id),
+                    render_doc_at(doc, lang, target.section_id, ui_lang_now))
+
+        kb_goto.change(goto_section, [kb_goto, ui_lang], [tabs, kb_doc, kb_view], queue=False, **ui).then(
+            None, None, None, js=CITE_SCROLL_JS, queue=False, **ui)
         kb_refresh.click(lambda lang: _status(assistant, settings, lang_of(lang)), [ui_lang], kb_status, **ui)
 
         def switch(lang_value: str, query: str):
@@ -258,7 +283,8 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 gr.update(choices=topic_choices(topics, lang), label=t(lang, "topic_filter")),
                 t(lang, "fb_title"), gr.update(choices=reason_choices(lang), label=t(lang, "fb_reason")),
                 gr.update(label=t(lang, "fb_comment")), gr.update(value=t(lang, "fb_submit")),
-                gr.update(value=t(lang, "fb_cancel")),
+                gr.update(value=t(lang, "fb_cancel")), gr.update(value=t(lang, "dl_button")),
+                gr.update(label=t(lang, "dl_file")),
                 t(lang, "onb_intro"), gr.update(label=t(lang, "onb_search")), curated(lang, query),
                 f"### {t(lang, 'onb_comparison')}", comparison(lang),
                 gr.update(choices=choices, value=first, label=t(lang, "kb_doc")), doc_view(lang, first),
@@ -268,7 +294,7 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
         ui_lang.change(
             switch, [ui_lang, onb_search],
             [header, tab_chat, tab_onb, tab_kb, chatbot, textbox, sg_title, topic, fb_title, fb_reason, fb_comment,
-             fb_send, fb_close, onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
+             fb_send, fb_close, dl_button, dl_file, onb_intro, onb_search, onb_list, onb_cmp_title, onb_cmp, kb_doc, kb_view, kb_status_title, kb_status,
              kb_refresh],
             **ui,
         )
@@ -283,6 +309,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
           allow_unauthenticated: bool = False) -> int:
     """`bpo-assistant chat`: the chat and the HTTP API (bpo_assistant/api/) in one uvicorn process, sharing one
     Assistant, until interrupted. Returns the exit code (130 after Ctrl-C)."""
+    from .sessions import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any worker thread has an arena of its own (sessions.py: why)
     set_offline_env()
     # One OpenMP thread per query embedding: the server gets its parallelism from answering several questions at
     # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would

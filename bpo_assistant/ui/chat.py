@@ -18,6 +18,7 @@ from bpo_assistant.embeddings import clean_text
 from bpo_assistant.text import detect_lang
 from bpo_assistant.types import Answer
 
+from .export import write_export
 from .labels import lang_of, t
 from .render import display_body, history_for_assistant, message_text, plain_answer, stream_answer
 
@@ -233,6 +234,27 @@ class ChatService:
             return rec
         return {"question": question, "answer": shown, "citations": [], "standalone_query": "",
                 "lang": detect_lang(question or shown), "kind": "", "refused": False, "history": prior}
+
+    def last_answer_record(self, chat: list | None, records: dict | None) -> dict | None:
+        """The record of the last assistant message on screen (stored, or rebuilt from the chat)."""
+        chat = chat if isinstance(chat, list) else []
+        last = next((i for i in range(len(chat) - 1, -1, -1)
+                     if isinstance(chat[i], dict) and chat[i].get("role") == "assistant"), None)
+        return None if last is None else self.record_for(last, chat, records)
+
+    def download_ui(self, chat: list | None, records: dict | None, ui_lang: str | None):
+        """「この回答をMarkdownで保存」: the file for the gr.File under the chat, or a notice when there is no answer."""
+        lang = lang_of(ui_lang)
+        try:
+            export = write_export(self.last_answer_record(chat, records))
+        except OSError:  # a full or read-only temp dir: say so, the chat goes on
+            log.exception("answer export failed")
+            gr.Warning(t(lang, "dl_failed"))
+            return gr.update(value=None, visible=False)
+        if export.path is None:
+            gr.Warning(t(lang, "dl_none"))
+            return gr.update(value=None, visible=False)
+        return gr.update(value=str(export.path), visible=True)
 
     def on_like(self, chat: list, records: dict | None, rows: dict | None, data: gr.LikeData,
                 request: gr.Request):

@@ -36,6 +36,11 @@ LABELS: dict[str, dict[str, str]] = {
         "sources": "出典",
         "verified": "確認済み",
         "stale": "出典が更新されています(要再確認)",
+        "dl_button": "この回答をMarkdownで保存",
+        "dl_file": "回答ファイル(Markdown)",
+        "dl_none": "保存できる回答がまだありません。",
+        "dl_failed": "回答ファイルを書き込めませんでした。",
+        "kb_cited": "引用された節",
     },
     "en": {
         "title": "BPO knowledge assistant",
@@ -69,6 +74,11 @@ LABELS: dict[str, dict[str, str]] = {
         "sources": "Sources",
         "verified": "Verified",
         "stale": "Sources changed since review (re-check)",
+        "dl_button": "Download this answer (Markdown)",
+        "dl_file": "Answer file (Markdown)",
+        "dl_none": "There is no answer to save yet.",
+        "dl_failed": "The answer file could not be written.",
+        "kb_cited": "Cited section",
     },
 }
 

@@ -4,7 +4,8 @@ Everything that comes from a user or from the kb is made inert here, before Grad
 text placed in our HTML goes through html.escape; Markdown from the kb or the assistant keeps its Markdown
 (tables, lists, [n] markers) but loses raw HTML, images, bare-URL auto-links and every link that is not written
 as a Markdown link to http(s) (`md_inert`); a user's message loses all Markdown (`escape_user_text`). Every
-transform is exactly reversible with html.unescape, so the plain text can be recovered from a rendered message.
+transform is exactly reversible with html.unescape, so the plain text can be recovered from a rendered message
+(plain_answer, which also unwraps the links cited [n] markers get).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import quote
 
 from bpo_assistant import guard
 from bpo_assistant.text import normalize, split_sentences
@@ -87,9 +89,33 @@ def display_body(text: str) -> str:
     return _SOURCE_LIST.sub("", text or "").rstrip()
 
 
+# A cited [n] in the answer body: a link that the page script (cite_links.py) turns into "open this section in
+# the Knowledge tab". Only markers of the answer's own citations get one.
+_MARKER = re.compile(r"\[(\d+)\]")
+_CITE_LINK = re.compile(r'<a class="bpo-cite"[^>]*>(\[\d+\])</a>')
+
+
+CITE_HREF = "#bpo-cite/"
+
+
+def cite_link(c: Citation) -> str:
+    """The target travels in the href (#bpo-cite/lang/doc/section, each part URL-quoted): Gradio's sanitiser keeps
+    an in-page href, class and title on a link, and drops data attributes."""
+    target = "/".join(quote(x or "", safe="") for x in (c.lang, c.doc_id, c.section_id))
+    return f'<a class="bpo-cite" href="{CITE_HREF}{esc(target)}" title="{esc(c.label)}">[{int(c.n)}]</a>'
+
+
+def link_markers(body: str, citations: Iterable[Citation]) -> str:
+    """`body` (already inert Markdown) with each [n] of a citation in `citations` as its cite_link."""
+    by_n = {int(c.n): c for c in citations}
+    if not by_n:
+        return body
+    return _MARKER.sub(lambda m: cite_link(by_n[int(m.group(1))]) if int(m.group(1)) in by_n else m.group(0), body)
+
+
 def plain_answer(content: str) -> str:
-    """The assistant's own answer text from a rendered chat message (badges and sources removed)."""
-    s = content or ""
+    """The assistant's own answer text from a rendered chat message (badges, sources and marker links removed)."""
+    s = _CITE_LINK.sub(r"\1", content or "")
     if s.startswith(BADGES_OPEN):
         end = s.find("</div>\n\n")
         s = s[end + len("</div>\n\n"):] if end >= 0 else s
@@ -225,7 +251,8 @@ def render_sources(citations: Iterable[Citation], lang: str, lookup: SectionLook
 def render_answer(answer: Answer, question: str, lookup: SectionLookup | None = None) -> str:
     """The full chat message: badges, the Markdown answer with its [n] markers, then the extras block."""
     head = render_badges(answer)
-    body = md_inert_keep_quotes(display_body(answer.text) if answer.citations else answer.text)
+    body = link_markers(md_inert_keep_quotes(display_body(answer.text) if answer.citations else answer.text),
+                        answer.citations)
     extras = render_query(answer, question) + render_notice(answer) + render_sources(
         answer.citations, answer.lang, lookup
     )
@@ -259,7 +286,7 @@ def stream_answer(answer: Answer, question: str, lookup: SectionLookup | None = 
     pieces = group_pieces(stream_pieces(display_body(answer.text) if answer.citations else answer.text), max_steps)
     for piece in pieces[:-1]:
         shown += piece
-        body = md_inert_keep_quotes(shown)
+        body = link_markers(md_inert_keep_quotes(shown), answer.citations)
         yield f"{head}\n\n{body}" if head else body
     yield render_answer(answer, question, lookup)
 

@@ -34,6 +34,11 @@ CSS = """
 #bpo-suggest > #bpo-suggest-title { flex: 0 0 auto; width: auto; }
 .bpo-suggest-title { font-size: .9em; opacity: .85; white-space: nowrap; }
 #bpo-suggest .bpo-suggest-q { flex: 0 0 auto; white-space: normal; text-align: left; max-width: 100%; }
+a.bpo-cite { text-decoration: none; font-weight: 600; }
+a.bpo-cite:hover { text-decoration: underline; }
+.bpo-kb-target { margin: .75rem 0 .25rem; padding: .15rem .5rem; border-left: 4px solid #f59e0b;
+  background: #fef3c7; color: #92400e; font-size: .85em; font-weight: 600; }
+#bpo-download-row { align-items: center; }
 """
 
 # Questions answered at once. Each answer is ~20 ms of embedding (C, releases the GIL) plus ~20-30 ms of Python
@@ -52,10 +57,13 @@ def make_theme():
 
 
 def launch_kwargs(settings: Settings | None = None) -> dict[str, Any]:
+    from .cite_links import CITE_CLICK_JS
+
     blocked = [str(settings.data_dir)] if settings is not None else []
     return dict(
         theme=make_theme(),
         css=CSS,
+        js=CITE_CLICK_JS,  # cited [n] markers open their section in the Knowledge tab
         footer_links=["api", "settings"],
         run_history=False,  # no questions kept in the browser's storage
         pwa=False,

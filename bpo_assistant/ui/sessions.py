@@ -7,13 +7,21 @@ every visitor and is never given back. The janitor here removes sessions idle fo
 at most `max_sessions` (least recently used first out). A dropped session loses only the server's side: its chat
 stays in the browser and is sent with the next question, and 👍/👎 on an old answer is rebuilt from the visible
 chat (chat.ChatService.record_for).
+
+Gradio's queue keeps two more things per session forever: a message queue (an asyncio.Queue, up to 2,000 of them)
+and a set of pending event ids (never removed, only emptied). They are small (~4 KB a session), but they are
+allocated among each session's large short-lived objects and outlive them, so they pin the allocator's pages:
+the soak's RSS stayed up after the sessions left. The janitor drops them too, for sessions no holder keeps and
+with no event pending, on the server's event loop (where the queue mutates them), never from its own thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import datetime
+import os
 import gc
 import logging
 import threading
@@ -22,13 +30,37 @@ import weakref
 log = logging.getLogger(__name__)
 
 
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def _release_freed_memory() -> None:
     """Hand freed heap pages back to the OS (glibc keeps them otherwise, so RSS would never fall)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the memory is reused by the process instead
+        _libc().malloc_trim(0)
+    except AttributeError:  # not glibc: the memory is reused by the process instead
         pass
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(n: int = 2) -> bool:
+    """At most `n` glibc malloc arenas, as MALLOC_ARENA_MAX=n would: call before the server starts its threads.
+
+    glibc gives each thread that allocates concurrently an arena of its own (up to 8 per core); the chat's worker
+    threads spread every session's objects over them, and memory freed in one arena serves only that arena, so
+    RSS after a soak stayed ~5 MB higher with the default (benchmarks/soak.py). An explicit MALLOC_ARENA_MAX wins.
+    Returns whether the limit was set."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        return bool(_libc().mallopt(M_ARENA_MAX, int(n)))
+    except AttributeError:  # not glibc
+        return False
 
 
 class SessionJanitor:
@@ -45,6 +77,12 @@ class SessionJanitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once it has started (_bind_loop)
+        demo.extra_startup_events.append(self._bind_loop)
+
+    async def _bind_loop(self) -> None:
+        """A startup event of the app (launched or mounted): runs on the server's loop, which the queue runs on."""
+        self.loop = asyncio.get_running_loop()
 
     def holders(self) -> list:
         """The app's session stores: the one its routes use and, when another App object is what the queue runs
@@ -79,12 +117,38 @@ class SessionJanitor:
                     idle.append(sid)
             dropped += len(idle)
             held += len(holder.session_data)
-        if dropped:
+        gone = self._drop_queue_leftovers(holders)
+        if dropped or gone:
             self.dropped += dropped
             gc.collect()
             _release_freed_memory()
             log.info("dropped %d idle chat sessions (%d held)", dropped, held)
         return dropped
+
+    def _drop_queue_leftovers(self, holders: list) -> int:
+        """Remove the queue's message queue and event-id set of every session that no holder keeps and that has
+        no event pending; returns how many sessions' entries went. Runs on the server's loop, where push() creates
+        them and adds the event id with no await in between, so no session can be caught half-joined."""
+        demo, loop = self._demo(), self.loop
+        queue = getattr(demo, "_queue", None)
+        if queue is None or loop is None or loop.is_closed() or not loop.is_running():
+            return 0
+
+        def held(sid) -> bool:
+            return any(sid in h.session_data for h in holders)
+
+        async def clean() -> int:
+            ids, messages = queue.pending_event_ids_session, queue.pending_messages_per_session
+            idle = [sid for sid in set(ids) | set(messages) if not ids.get(sid) and not held(sid)]
+            for sid in idle:
+                ids.pop(sid, None)
+                messages.pop(sid, None)
+            return len(idle)
+
+        try:
+            return asyncio.run_coroutine_threadsafe(clean(), loop).result(timeout=10)
+        except (RuntimeError, TimeoutError, asyncio.TimeoutError):  # the server is stopping, or busy: next time
+            return 0
 
     def start(self) -> "SessionJanitor":
         if self._thread is None:
