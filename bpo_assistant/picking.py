@@ -57,14 +57,15 @@ def pick(turn, kb, chosen: list[tuple[str, str, str]], settings) -> list[Picked]
             mine.append((i, p))
         spare = max(cap - len(mine), 0)
         picked += mine
+    # Only into room the answer has left (displacing a sentence the question's sections chose cost more than it
+    # won), and before the fill from the rest of the document, which the character limit drops first.
+    if len(picked) < settings.max_sentences and (detail := _named_detail(turn, kb, chosen, picked, q_tokens,
+                                                                         settings)) is not None:
+        picked.append(detail)
     picked += _fill(turn, kb, chosen, picked, q_tokens, settings)
     strays = _premise_strays(turn, kb, set(chosen), picked, q_tokens, settings) if "premise" in turn.intents else []
     stray = _stray(turn, kb, set(chosen), picked + strays, q_tokens, settings)
     strays += [stray] if stray is not None else []
-    # Only into room the answer has left: displacing a sentence the question's sections chose cost more than it won.
-    if len(picked) + len(strays) < settings.max_sentences:
-        detail = _named_detail(turn, kb, chosen, picked + strays, q_tokens, settings)
-        strays += [detail] if detail is not None else []
     if strays:
         # They take the last places rather than growing the answer: the sentence budget keeps answers short.
         picked = picked[:max(settings.max_sentences - len(strays), 1)] + strays
@@ -98,9 +99,9 @@ def _named_detail(turn, kb, chosen, picked, q_tokens: set[str], settings) -> tup
     """「経理部門のどんな業務がBPOの対象？」 routes to the overview of target operations, whose sentences never say 経理,
     while the same document's back-office section lists 経理's 月次決算 and 帳簿. A word of the question that no
     quoted sentence holds and that only some documents use (SPECIFIC_DOCS: 業務 and BPO are in every one) names a
-    detail: the best sentence of the chosen documents that holds it joins the answer."""
-    docs = dict.fromkeys((lang, doc) for lang, doc, _ in chosen)
-    # Said by the chosen documents: a stray from elsewhere listing 経理 in passing does not answer what 経理 hands over.
+    detail: the best sentence of the top section's document that holds it joins the answer."""
+    docs = {chosen[0][:2]} if chosen else set()
+    # Said by the top document: another document's sentence listing 経理 in passing does not say what 経理 hands over.
     said = set().union(*(kb.sentence_tokens(i) for i, p in picked if (p.sentence.lang, p.sentence.doc_id) in docs))
     wanted = {t for t in q_tokens - said if len(t) > 1 and 0 < len(kb.docs_by_noun.get(t, ())) <= SPECIFIC_DOCS}
     if not wanted:

@@ -359,3 +359,11 @@ def test_narrowing_a_plain_text_answer_keeps_the_earlier_subject(assistant):
                {"role": "assistant", "content": "得意な業務、立ち上げの早さ、料金、実績、セキュリティの5点を比べます。"}]
     answer = assistant.ask("その中で一番大事なのは？", history=history)
     assert "vendor-selection" in {c.doc_id for c in answer.citations}, answer.reason
+
+
+def test_a_department_named_in_the_question_gets_its_own_sentence(assistant):
+    """The overview of target operations never says 経理; its back-office section lists 経理's 月次決算 and 帳簿."""
+    answer = assistant.ask("経理部門のどんな業務がBPOの対象になりますか")
+    assert "月次決算" in answer.text or "帳簿" in answer.text
+    english = assistant.ask("What accounting work can a BPO provider actually take off our hands?")
+    assert "monthly closing" in english.text
