@@ -8,6 +8,8 @@ itself survives a crash.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -90,3 +92,17 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path):
+    """Hold an exclusive flock on `path` (created if missing) for the block: one process at a time per data dir
+    (ingest, the one-time feedback migration); the kernel releases it when the holder dies, so no stale lock file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -13,8 +13,6 @@ re-links the log by question text and time, as it does for every rating.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import sqlite3
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
+from . import atomic
 from .owners.db import feedback, safe_url
 from .settings import Settings
 
@@ -46,7 +45,7 @@ def migrate_legacy(settings: Settings, engine: Engine) -> Migration | None:
     src = settings.data_path(LEGACY)
     if not src.exists() or _same_file(src, engine):
         return None
-    with _lock(settings.data_path(".feedback-migrate.lock")):
+    with atomic.exclusive(settings.data_path(".feedback-migrate.lock")):
         if not src.exists():  # another replica on this data dir did it while we waited
             return None
         try:
@@ -73,14 +72,6 @@ def _same_file(src: Path, engine: Engine) -> bool:
     return bool(db) and Path(db).resolve() == src.resolve()
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read(src: Path) -> list[dict]:

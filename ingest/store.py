@@ -10,7 +10,6 @@ generation directory and collections nobody reads, which the next run deletes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bpo_assistant import atomic
 from bpo_assistant.index import current_generation, generation_dir, layout1_collection_name, read_jsonl
 from bpo_assistant.settings import Settings
 from bpo_assistant.types import Chunk, Sentence
@@ -78,14 +78,8 @@ def read_current(settings: Settings) -> Previous | None:
 @contextlib.contextmanager
 def ingest_lock(settings: Settings):
     """One ingest per data dir at a time (CLI, `ask` on first use, the UI); the kernel drops it if killed."""
-    path = settings.data_path(".ingest.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with atomic.exclusive(settings.data_path(".ingest.lock")):
+        yield
 
 
 def new_generation_name() -> str:
