@@ -205,6 +205,15 @@ def _definition_missed(turn, chosen) -> bool:
     return not INTENTS["definition"][1].search(chosen.answer)
 
 
+def _belief_uncorrected(turn, chosen) -> bool:
+    """「BPOってしょせんコストカットの手段でしょ？」 belittles; the vetted cost-reduction answer agrees with it and
+    corrects nothing, while the grounded stage opens with the kb's correction (「…だけの手段ではなく」). Only a
+    belittling belief: 「要は…ってことでしょ？」 asks to confirm, and a vetted definition answers that."""
+    from .phrasebook import DISMISSIVE, answers_intent
+
+    return bool(DISMISSIVE.search(turn.query)) and not answers_intent(chosen.answer, ("premise",))
+
+
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
     section router agrees (its top section is the answer's first source: "why BPO" answers that also cite core
@@ -231,7 +240,7 @@ def answer(turn, kb, settings) -> "Answer | None":
         return None
     if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
         return None
-    if _detail_missed(turn, kb, chosen) or _definition_missed(turn, chosen):
+    if _detail_missed(turn, kb, chosen) or _definition_missed(turn, chosen) or _belief_uncorrected(turn, chosen):
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

@@ -78,6 +78,10 @@ def is_small_talk(text: str) -> bool:
     return bool(pieces) and all(_SMALL_TALK.fullmatch(p) for p in pieces)
 
 
+# A belief that belittles (「しょせんコストカットでしょ」 "just a way to cut headcount"): the kb corrects these.
+DISMISSIVE = re.compile(r"しょせん|所詮|にすぎない|に過ぎない|だけでしょ|だけじゃ(ない|ん)の|\bjust\s+(a|an|about)\b|"
+                        r"\bonly\s+about\b|\bbasically\s+just\b|\bnothing\s+more\s+than\b", re.I)
+
 # A compound question asks two things at once: a joining word plus two intents or two subjects.
 COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|および|及び|ならびに|も教えて|もあわせて|もまとめて|まとめて|"
                       r"両方|それぞれ|\band\s+(also|what|how|why)\b|as\s+well\s+as|both", re.I)

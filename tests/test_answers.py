@@ -367,3 +367,9 @@ def test_a_department_named_in_the_question_gets_its_own_sentence(assistant):
     assert "月次決算" in answer.text or "帳簿" in answer.text
     english = assistant.ask("What accounting work can a BPO provider actually take off our hands?")
     assert "monthly closing" in english.text
+
+
+def test_a_belittling_belief_hears_the_correction_not_the_vetted_agreement(assistant):
+    """「しょせんコストカットでしょ？」: the vetted cost answer would agree; the kb says BPO is more than cost cutting."""
+    answer = assistant.ask("BPOってしょせんコストカットの手段でしょ？")
+    assert not answer.curated and ("戦略" in answer.text or "競争力" in answer.text)
