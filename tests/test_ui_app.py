@@ -309,6 +309,8 @@ def test_app_serves_chat_api(tmp_path):
         refusal = client.predict("今日の天気は？", api_name="/chat")
         assert REFUSAL_JA in str(refusal)
         client.close()
+        # the launched app ran its startup events: the janitor can sweep the queue's per-session leftovers
+        assert demo.session_janitor.loop is not None and demo.session_janitor.loop.is_running()
     finally:
         close_app(demo)
 

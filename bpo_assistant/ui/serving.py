@@ -132,7 +132,7 @@ def quiet_gradio_queue() -> None:
     dashboard, which this app disables. That per-question cost grows with traffic, so recompute it practically
     never and keep a short event record. Read when the queue is created (build_app calls demo.queue())."""
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
-    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "16")
 
 
 def close_app(demo) -> None:
