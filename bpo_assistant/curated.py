@@ -11,6 +11,7 @@ import yaml
 
 from .bank import expand
 from .kbfiles import section_hash, section_sentences
+from .text import char_bigrams
 from .types import Citation, SourceDoc
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -73,8 +74,7 @@ def current_hashes(sources, lang: str, docs: dict[tuple[str, str], SourceDoc]) -
 
 
 def _bigrams(text: str) -> set[str]:
-    text = _MARKER.sub("", text).strip()
-    return {text[i : i + 2] for i in range(len(text) - 1)}
+    return char_bigrams(_MARKER.sub("", text).strip())
 
 
 def cited_sentences(answer: str) -> list[tuple[str, tuple[int, ...]]]:

@@ -51,6 +51,8 @@ class Glossary:
         self._surfaces = surfaces
         self._patterns = [(re.compile(self._pattern(s)), s, t) for s, t in surfaces]
         self.phrasings: list[tuple[str, tuple[str, ...], str]] = []  # (lang, everyday forms, kb word)
+        # sorted letters → acronym, for fix_acronym_slips on every question (built once here, not per question)
+        self._acronyms = {"".join(sorted(t.term)): t.term for t in terms if _ACRONYM.fullmatch(t.term)}
 
     @staticmethod
     def _pattern(surface: str) -> str:
@@ -97,15 +99,13 @@ class Glossary:
         """「BOPって何？」: an upper-case word of 3–4 letters the kb never uses, whose letters are a glossary acronym's
         reordered, is that acronym mistyped. Reordered letters only: one wrong letter (BPA) could be several.
         Real acronyms of other things (IOT) are in NOT_SLIPS."""
-        acronyms = {"".join(sorted(t.term)): t.term for t in self.terms if _ACRONYM.fullmatch(t.term)}
-
         def fix(m: re.Match) -> str:
             word = m.group(0)
             if word in NOT_SLIPS or word.lower() in vocab or word in vocab:
                 return word
-            return acronyms.get("".join(sorted(word)), word)
+            return self._acronyms.get("".join(sorted(word)), word)
 
-        return _SLIP.sub(fix, text) if acronyms else text
+        return _SLIP.sub(fix, text) if self._acronyms else text
 
     def spell_readings(self, text: str) -> str:
         """「ゼンカンチュウイギム」 → 「善管注意義務」, 「ビーピーオー」 → 「BPO」: a term typed as its kana reading is

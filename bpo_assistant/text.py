@@ -32,6 +32,12 @@ def normalize(text: str) -> str:
     return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
 
 
+def char_bigrams(text: str) -> set[str]:
+    """The character pairs of `text`: how close two Japanese sentences are without a tokenizer or a model (which
+    kb sentence a curated answer quotes, which section sentences a draft answer takes)."""
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
 def squash(text: str) -> str:
     """Comparison form used by fact checks: NFKC, lower case, no whitespace."""
     return "".join(ch for ch in normalize(text).lower() if not ch.isspace())

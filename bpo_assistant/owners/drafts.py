@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from ..bank import _GROUP, load_bank
 from ..curated import CuratedError, combine, load_raw, resolve
 from ..kbfiles import load_kb_docs, section_hash, section_sentences
 from ..settings import Settings
+from ..text import char_bigrams, normalize
 from .fixes import FixError, checked_write, unified_diff
 
 MAX_SENTENCES = 3  # like the vetted answers' core: a short answer a reviewer can judge at a glance
@@ -52,12 +52,11 @@ class Draft:
 
 
 def _key(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip().lower()
+    return normalize(text).strip().lower()
 
 
 def _grams(text: str) -> set[str]:
-    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
-    return {text[i : i + 2] for i in range(len(text) - 1)}
+    return char_bigrams(re.sub(r"\s+", "", _key(text)))
 
 
 def pick_sentences(sentences: list[str], questions: list[str], limit: int = MAX_SENTENCES) -> list[str]:
