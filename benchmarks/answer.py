@@ -48,7 +48,7 @@ def indexed_settings_and_cases(suite: str):
     from bpo_assistant.settings import Settings, set_offline_env
 
     set_offline_env()
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     settings = Settings()
     ensure_index(settings)
@@ -72,7 +72,7 @@ def main() -> None:
     lat = measure(lambda q, h: ours.ask(q, h), cases)
     print(f"ours:     n={len(lat)} p50={statistics.median(lat):.1f} ms p95={percentile(lat, 0.95):.1f} ms")
     print(f"ours:     process start to first answer {start_to_first_answer():.2f} s")
-    from evals.baseline_pipeline import PeerPipeline
+    from bpo_assistant.evals.baseline_pipeline import PeerPipeline
 
     t = time.perf_counter()
     peer = PeerPipeline(settings, embedder=ours.embedder)

@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--kb", default=str(ROOT / "kb"))
     args = ap.parse_args()
 
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     with tempfile.TemporaryDirectory(prefix="bpo-bench-") as tmp:
         settings = Settings(kb_dir=Path(args.kb), data_dir=Path(tmp) / "data", embedder=args.embedder)

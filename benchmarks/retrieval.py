@@ -39,7 +39,7 @@ def main() -> None:
     from bpo_assistant.settings import Settings, set_offline_env
 
     set_offline_env()
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     settings = Settings()
     ensure_index(settings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bpo_assistant.kbfiles import load_kb_docs, section_sentences
-from ingest.chunking import chunk_document
+from bpo_assistant.ingest.chunking import chunk_document
 
 SECTIONS_PER_DOC = 10
 TOPICS = ("overview", "comparison", "operations", "benefits", "precautions", "vendor-selection", "contracts", "dx",

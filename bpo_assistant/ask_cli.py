@@ -21,7 +21,7 @@ def load_history(path: str | None) -> list[dict]:
 
 def cli_ask(settings: Settings, question: str, history_path: str | None, as_json: bool,
             topic: str | None = None) -> int:
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     from .assistant import Assistant
     from .owners.qlog import attach_question_log
@@ -31,7 +31,7 @@ def cli_ask(settings: Settings, question: str, history_path: str | None, as_json
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from ingest.pipeline import IngestError
+    from bpo_assistant.ingest.pipeline import IngestError
 
     from .index import IndexMismatch, current_generation
 

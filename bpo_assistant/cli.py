@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: only when stderr is a terminal)")
     s.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="per-case time limit (default: evals.runner.DEFAULT_TIMEOUT_S)")
+                   help="per-case time limit (default: bpo_assistant.evals.runner.DEFAULT_TIMEOUT_S)")
 
     s = sub.add_parser("chat", help="serve the Gradio chat and the HTTP API (/api/ask, /v1/chat/completions)")
     s.add_argument("--host", default="127.0.0.1")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _status_json(settings: Settings) -> int:
-    from ingest.status import status_info
+    from bpo_assistant.ingest.status import status_info
 
     info = status_info(settings)
     if info.get("failed"):
@@ -136,8 +136,8 @@ def _status_json(settings: Settings) -> int:
 
 def _ingest_json(settings: Settings, args: argparse.Namespace) -> int:
     """Same run and exit codes as cli_ingest, but stdout carries exactly one JSON object, on failure too."""
-    from evals.cli import stdout_to_stderr, wants_progress
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.evals.cli import stdout_to_stderr, wants_progress
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     # a caller parsing stdout is rarely a terminal: a bar there would only fill its captured stderr
     progress = not args.quiet and wants_progress(args)
@@ -174,13 +174,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "ingest":
         if args.json:
             return _ingest_json(settings, args)
-        from ingest.pipeline import cli_ingest
+        from bpo_assistant.ingest.pipeline import cli_ingest
 
         return cli_ingest(settings, args.paths, rebuild=args.rebuild, quiet=args.quiet)
     if cmd == "status":
         if args.json:
             return _status_json(settings)
-        from ingest.pipeline import cli_status
+        from bpo_assistant.ingest.pipeline import cli_status
 
         return cli_status(settings)
     if cmd == "ask":
@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return cli_add_question(settings, args.section, args.question, args.lang)
         return cli_coverage(settings, as_json=args.json)
     if cmd == "eval":
-        from evals.runner import cli_eval
+        from bpo_assistant.evals.runner import cli_eval
 
         return cli_eval(settings, args)
     if cmd == "chat":

@@ -47,8 +47,8 @@ def check_kb(kb_dir: Path, settings: Settings | None = None) -> list[str]:
 def check_other_files(kb_dir: Path, settings: Settings) -> list[str]:
     """Every file ingest would skip beyond kb/<lang>/*.md (which load_kb_docs checks in full): found by ingest's
     own walk and read by its own loader, so `kb check` names exactly what `ingest` will skip, with its reason."""
-    from ingest.loaders import LoadError, is_kb_file, load_file
-    from ingest.sources import discover
+    from bpo_assistant.ingest.loaders import LoadError, is_kb_file, load_file
+    from bpo_assistant.ingest.sources import discover
 
     settings = settings.model_copy(update={"kb_dir": kb_dir})
     sources, failed = discover(settings, None, {})
@@ -251,7 +251,7 @@ def cli_coverage(settings: Settings, as_json: bool = False) -> int:
     import json
     import sys
 
-    from evals.coverage import CoverageError, coverage
+    from bpo_assistant.evals.coverage import CoverageError, coverage
 
     try:
         result = coverage(settings)

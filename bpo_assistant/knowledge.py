@@ -23,7 +23,7 @@ from .router import Router
 from .settings import Settings
 from .text import normalize, nouns, tokenize
 from .types import SourceDoc
-from ingest import derived as derived_tables  # computed at ingest, loaded here
+from bpo_assistant.ingest import derived as derived_tables  # computed at ingest, loaded here
 
 SectionKey = tuple[str, str, str]  # (lang, doc_id, section_id)
 

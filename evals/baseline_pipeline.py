@@ -20,7 +20,7 @@
   * refusal: when the best dense hit's cosine similarity is below `REFUSE_BELOW`, a refusal sentence
     (refused=True, kind "refusal").
 
-Tuned knobs (tuned on evals/suites/dev.jsonl ONLY, by `python -m evals.baseline_pipeline --sweep
+Tuned knobs (tuned on evals/suites/dev.jsonl ONLY, by `python -m bpo_assistant.evals.baseline_pipeline --sweep
 evals/suites/dev.jsonl`; no other suite was opened or run for tuning):
   TOP_K = 5 (candidates per retriever fed to the fusion) and REFUSE_BELOW = 0.84 (cosine); the sweep's figures
   are in the comment above their definitions.

@@ -22,9 +22,9 @@ class CoverageError(ValueError):
 
 
 def seed_facts_path() -> Path:
-    from bpo_assistant.settings import REPO_ROOT
-
-    return REPO_ROOT / "evals" / "facts" / "seed_facts.yaml"
+    # Beside this module (package data in the wheel, evals/facts/ in the checkout), not under the repository root,
+    # so an installed `bpo-assistant kb coverage` finds it too.
+    return Path(__file__).resolve().parent / "facts" / "seed_facts.yaml"
 
 
 def load_seed_facts(path: str | Path) -> list[dict]:

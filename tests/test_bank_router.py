@@ -21,8 +21,8 @@ from bpo_assistant.embeddings import FakeEmbeddings
 from bpo_assistant.kbfiles import load_markdown
 from bpo_assistant.router import ROUTER_VERSION, Router, RouterMismatch, train
 from bpo_assistant.text import detect_lang
-from ingest.chunking import chunk_document
-from ingest.routing import NONE, training_rows
+from bpo_assistant.ingest.chunking import chunk_document
+from bpo_assistant.ingest.routing import NONE, training_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -12,7 +12,7 @@ from bpo_assistant.kbfiles import load_kb_docs, section_sentences
 from bpo_assistant.settings import REPO_ROOT
 from bpo_assistant.text import split_sentences
 from bpo_assistant.types import Section, SourceDoc
-from ingest.chunking import SEP, chunk_document, embed_text, windows
+from bpo_assistant.ingest.chunking import SEP, chunk_document, embed_text, windows
 
 
 def make_doc(sections: dict[str, list[str]], doc_id: str = "d", title: str = "文書") -> SourceDoc:

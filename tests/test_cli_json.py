@@ -15,7 +15,7 @@ from conftest import make_settings, write_doc
 
 from bpo_assistant.cli import _parser, main
 from bpo_assistant.types import Answer, Citation
-from evals.runner import cli_eval
+from bpo_assistant.evals.runner import cli_eval
 
 
 class TTY(io.StringIO):
@@ -127,7 +127,7 @@ def test_kb_coverage_json_lists_what_a_small_kb_misses(env, capsys):
 
 
 def test_kb_coverage_without_a_fact_list_is_one_line_and_exit_2(env, capsys, monkeypatch):
-    monkeypatch.setattr("evals.coverage.seed_facts_path", lambda: env / "nowhere.yaml")
+    monkeypatch.setattr("bpo_assistant.evals.coverage.seed_facts_path", lambda: env / "nowhere.yaml")
     assert main(["kb", "coverage", "--json"]) == 2
     captured = capsys.readouterr()
     assert one_object(captured.out) == {"error": f"no fact list at {env / 'nowhere.yaml'}", "exit_code": 2}
@@ -139,7 +139,7 @@ def test_kb_coverage_without_a_fact_list_is_one_line_and_exit_2(env, capsys, mon
 def test_kb_coverage_of_an_empty_fact_list_is_not_a_pass(env, capsys, monkeypatch):
     facts = env / "facts.yaml"
     facts.write_text("[]\n", encoding="utf-8")
-    monkeypatch.setattr("evals.coverage.seed_facts_path", lambda: facts)
+    monkeypatch.setattr("bpo_assistant.evals.coverage.seed_facts_path", lambda: facts)
     assert main(["kb", "coverage"]) == 1
     assert "ja n/a  en n/a (of 0)" in capsys.readouterr().out
 

@@ -15,7 +15,7 @@ from bpo_assistant import atomic
 from bpo_assistant.assistant import Assistant
 from bpo_assistant.embeddings import FakeEmbeddings
 from bpo_assistant.index import chroma_client, collection_name, current_generation, deployment_id, load_index
-from ingest.pipeline import cli_ingest, run_ingest
+from bpo_assistant.ingest.pipeline import cli_ingest, run_ingest
 
 DOCS = {
     "a": {"itaku": "委託とは業務を外部に任せることです。\nBPOは業務プロセスをまとめて委託します。"},

@@ -12,8 +12,8 @@ from bpo_assistant.embeddings import make_embedder
 from bpo_assistant.index import generation_dir, load_index
 from bpo_assistant.knowledge import Knowledge, load_knowledge
 from conftest import write_doc
-from ingest import derived
-from ingest.pipeline import run_ingest
+from bpo_assistant.ingest import derived
+from bpo_assistant.ingest.pipeline import run_ingest
 
 # Built per load or not derived from the kb text: compared elsewhere or not comparable by value.
 NOT_DERIVED = {"index", "retriever", "section_router", "curated_router", "glossary", "_sentence_tokens", "_derived"}

@@ -6,9 +6,9 @@ This is what makes `make test` fail loudly when a change to chunking, weights or
 from __future__ import annotations
 
 from bpo_assistant.settings import REPO_ROOT
-from evals.gate import compare, load_baseline
-from evals.runner import run_suite
-from evals.suite import load_suite
+from bpo_assistant.evals.gate import compare, load_baseline
+from bpo_assistant.evals.runner import run_suite
+from bpo_assistant.evals.suite import load_suite
 
 
 def test_dev_suite_against_baseline(assistant):

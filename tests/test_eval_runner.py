@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from bpo_assistant.types import Answer, Chunk, Citation
-from evals import metrics
-from evals.runner import cli_eval, run_suite
-from evals.suite import load_suites, parse_case
+from bpo_assistant.evals import metrics
+from bpo_assistant.evals.runner import cli_eval, run_suite
+from bpo_assistant.evals.suite import load_suites, parse_case
 
 from conftest import make_settings, write_doc
 
@@ -362,7 +362,7 @@ def test_aggregate_metrics():
 # --- coverage and the naive pipeline ---------------------------------------------------------------------
 
 def test_coverage_counts_facts_whose_terms_all_occur_in_the_section(tmp_path):
-    from evals.coverage import coverage
+    from bpo_assistant.evals.coverage import coverage
 
     kb = tmp_path / "kb"
     write_doc(kb, "ja", "d", {"intro": "BPOは業務プロセスを外部に委託します。SLAを定めます。"})
@@ -380,7 +380,7 @@ def test_coverage_counts_facts_whose_terms_all_occur_in_the_section(tmp_path):
 
 
 def test_peer_chunk_goes_to_the_section_holding_most_of_it():
-    from evals.baseline_pipeline import attribute, section_spans
+    from bpo_assistant.evals.baseline_pipeline import attribute, section_spans
 
     body = "## A {#a}\n\n" + "a" * 100 + "\n\n## B {#b}\n\n" + "b" * 300
     spans = section_spans(body)
@@ -391,7 +391,7 @@ def test_peer_chunk_goes_to_the_section_holding_most_of_it():
 
 
 def test_peer_splitter_keeps_sentence_ends_with_their_sentence():
-    from evals.baseline_pipeline import CHUNK_SIZE, make_splitter
+    from bpo_assistant.evals.baseline_pipeline import CHUNK_SIZE, make_splitter
 
     # one long line of Japanese sentences: no newline, no space, so 。 is the separator that splits it
     text = "".join(f"第{i}の文はBPOの委託範囲を説明するための十分に長い日本語の文章です。" for i in range(40))
@@ -405,7 +405,7 @@ def test_peer_splitter_keeps_sentence_ends_with_their_sentence():
 
 
 def test_weighted_rrf_dense_weight_dominates_and_ties_keep_dense_first():
-    from evals.baseline_pipeline import weighted_rrf
+    from bpo_assistant.evals.baseline_pipeline import weighted_rrf
 
     # a: dense 1, keyword 2; b: dense 2, keyword 1 -> dense weight 0.7 puts a first; swapping weights flips it
     assert weighted_rrf([["a", "b"], ["b", "a"]], [0.7, 0.3]) == ["a", "b"]
@@ -418,7 +418,7 @@ def test_weighted_rrf_dense_weight_dominates_and_ties_keep_dense_first():
 
 
 def test_answer_cut_to_900_at_a_sentence_end():
-    from evals.baseline_pipeline import cut_answer
+    from bpo_assistant.evals.baseline_pipeline import cut_answer
 
     sentence = "あ" * 99 + "。"  # 100 characters
     text = sentence * 10
@@ -440,7 +440,7 @@ def _doc(cid: str, text: str):
 
 
 def test_peer_refuses_below_the_dense_threshold_and_answers_at_it():
-    from evals.baseline_pipeline import REFUSAL_TEXT, PeerPipeline
+    from bpo_assistant.evals.baseline_pipeline import REFUSAL_TEXT, PeerPipeline
 
     a, b = _doc(ITO_ID, "あ" * 500 + "。"), _doc(OVERVIEW_ID, "い" * 499 + "。")
     refused = PeerPipeline.compose("ja", [(a, 0.83), (b, 0.80)], [a], refuse_below=0.84)
@@ -458,7 +458,7 @@ def test_peer_refuses_below_the_dense_threshold_and_answers_at_it():
 
 
 def test_followup_query_prepends_the_last_user_turn():
-    from evals.baseline_pipeline import retrieval_query
+    from bpo_assistant.evals.baseline_pipeline import retrieval_query
 
     history = [{"role": "user", "content": "ITOって何？"}, {"role": "assistant", "content": "ITOは…"},
                {"role": "user", "content": "請負契約ってどういうもの？"}, {"role": "assistant", "content": "請負は…"}]
@@ -468,7 +468,7 @@ def test_followup_query_prepends_the_last_user_turn():
 
 
 def test_peer_pipeline_answers_with_fused_chunks_mapped_sections_and_filters_language(tmp_path):
-    from evals.baseline_pipeline import PeerPipeline
+    from bpo_assistant.evals.baseline_pipeline import PeerPipeline
 
     kb = tmp_path / "kb"
     write_doc(kb, "ja", "d", {"alpha": "アルファの説明です。" * 5, "beta": "ベータの説明です。" * 80})

@@ -134,7 +134,7 @@ def test_export_omits_empty_history_and_doc_ids(store):
 
 
 def test_exported_cases_load_as_suite_cases(store):
-    suite = pytest.importorskip("evals.suite")
+    suite = pytest.importorskip("bpo_assistant.evals.suite")
     add(store, rating=-1, history=[{"role": "user", "content": "前の質問"}])
     add(store, rating=1, citations=[])
     for case in export_cases(store):

@@ -11,9 +11,9 @@ from conftest import make_settings, write_doc
 from bpo_assistant import keyword as keyword_mod
 from bpo_assistant.index import current_generation, generation_dir, read_jsonl
 from bpo_assistant.keyword import KeywordIndex
-from ingest import cache, derived
-from ingest import store as store_mod
-from ingest.pipeline import run_ingest
+from bpo_assistant.ingest import cache, derived
+from bpo_assistant.ingest import store as store_mod
+from bpo_assistant.ingest.pipeline import run_ingest
 
 SECTIONS = {f"s{i}": f"第{i}節では委託先の選定と請負契約の範囲を確認します。\nBPOの品質指標{i}は月次で見直します。"
             for i in range(6)}

@@ -19,9 +19,9 @@ from bpo_assistant.index import (IndexMismatch, chroma_client, collection_name, 
 from bpo_assistant.keyword import KeywordIndex
 from bpo_assistant.settings import REPO_ROOT
 from bpo_assistant.kbfiles import load_kb_docs
-from ingest.chunking import chunk_document, embed_text
-from ingest.pipeline import EmbedderMismatch, cli_ingest, cli_status, ensure_index, run_ingest, status_info
-from ingest.store import previous_generation
+from bpo_assistant.ingest.chunking import chunk_document, embed_text
+from bpo_assistant.ingest.pipeline import EmbedderMismatch, cli_ingest, cli_status, ensure_index, run_ingest, status_info
+from bpo_assistant.ingest.store import previous_generation
 
 DOCS = {
     ("ja", "itaku"): {"definition": "委託とは業務を外部に任せることです。\nBPOは業務プロセスをまとめて委託します。",
@@ -537,7 +537,7 @@ def test_a_one_document_edit_writes_only_its_new_records(fake_settings, chroma_s
 
 
 def test_edits_past_the_rewrite_share_write_a_new_base(fake_settings, monkeypatch):
-    from ingest import vectorstore
+    from bpo_assistant.ingest import vectorstore
 
     monkeypatch.setattr(vectorstore, "REWRITE_FLOOR", 3)
     write_kb(fake_settings)
@@ -553,7 +553,7 @@ def test_edits_past_the_rewrite_share_write_a_new_base(fake_settings, monkeypatc
 
 
 KILL_AT_SWAP = ("import os, signal, sys\n"
-                "import ingest.store as store\n"
+                "import bpo_assistant.ingest.store as store\n"
                 "store.swap_current = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the writes\n"
                 "from bpo_assistant.cli import main\n"
                 "sys.exit(main(['ingest', '--quiet']))\n")

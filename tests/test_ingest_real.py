@@ -19,7 +19,7 @@ from conftest import free_port, make_settings, wait_http, write_doc
 from bpo_assistant.embeddings import make_embedder
 from bpo_assistant.index import chroma_client, collection_name, current_generation, load_index
 from bpo_assistant.settings import REPO_ROOT
-from ingest.pipeline import cli_status, run_ingest, status_info
+from bpo_assistant.ingest.pipeline import cli_status, run_ingest, status_info
 
 # A small kb in our own words, for stores and models that do not need the whole real kb.
 SMALL_KB = {

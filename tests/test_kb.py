@@ -52,7 +52,7 @@ def test_comparisons_cover_five_concepts_and_contract_types():
 
 
 def test_fact_coverage_is_complete_in_ja_and_en(real_settings):
-    from evals.coverage import coverage
+    from bpo_assistant.evals.coverage import coverage
 
     result = coverage(real_settings)
     assert result["ja"] == 1.0 and result["en"] == 1.0, result.get("missing")

@@ -8,7 +8,7 @@ import yaml
 from bpo_assistant.assistant import Assistant
 from bpo_assistant.phrasebook import FALLBACK_NOTICE
 from conftest import make_settings, write_doc
-from ingest.pipeline import run_ingest
+from bpo_assistant.ingest.pipeline import run_ingest
 
 
 @pytest.fixture(scope="module")

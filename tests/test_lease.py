@@ -112,7 +112,7 @@ def test_an_ingest_on_another_host_waits_for_the_lease(settings, tmp_path, caplo
 
     from conftest import write_doc
 
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     kb = tmp_path / "kb"
     write_doc(kb, "ja", "doc-a", {"s1": "請負契約は成果物の完成を約束する契約です。"})
@@ -142,7 +142,7 @@ def test_an_ingest_whose_lease_was_taken_over_does_not_swap_current(settings, tm
     from bpo_assistant.embeddings import FakeEmbeddings
     from bpo_assistant.index import current_generation
     from bpo_assistant.lease import LeaseLost
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     kb = tmp_path / "kb"
     write_doc(kb, "ja", "doc-a", {"s1": "請負契約は成果物の完成を約束する契約です。"})

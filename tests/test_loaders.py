@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bpo_assistant.settings import REPO_ROOT, Settings
-from ingest.headings import is_heading_like, plain_text_blocks, unwrap
-from ingest.loaders import LoadError, doc_id_for, load_file
+from bpo_assistant.ingest.headings import is_heading_like, plain_text_blocks, unwrap
+from bpo_assistant.ingest.loaders import LoadError, doc_id_for, load_file
 
 SEED = REPO_ROOT.parent / "shared" / "seeds" / "000_4748b9ecf62fd7cc.txt"
 

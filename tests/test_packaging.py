@@ -166,7 +166,7 @@ def test_without_the_mcp_extra_the_mcp_command_is_one_line_naming_it_and_builds_
 
 def test_the_chat_the_http_api_and_ask_need_no_mcp(tmp_path):
     done = _run_without_mcp("import bpo_assistant.ui.app, bpo_assistant.api.http, bpo_assistant.ask_cli, "
-                            "bpo_assistant.assistant, ingest.pipeline", tmp_path)
+                            "bpo_assistant.assistant, bpo_assistant.ingest.pipeline", tmp_path)
     assert done.returncode == 0, done.stderr
 
 
@@ -227,6 +227,27 @@ def test_an_installed_wheel_reads_its_shipped_kb_and_writes_a_per_user_data_dir(
     assert (Settings().kb_dir, Settings().data_dir) == (tmp_path / "own-kb", tmp_path / "own-data")
 
 
+def test_nothing_imports_ingest_or_evals_as_a_top_level_package():
+    """ingest/ and evals/ are bpo_assistant.ingest and bpo_assistant.evals (symlinks in bpo_assistant/): a file
+    importing the top-level name would load a second copy of each module (two Settings classes, two exception types
+    that do not catch each other) in the checkout, and fail outright from an installed wheel."""
+    import ast
+
+    offenders = []
+    for folder in ("bpo_assistant", "ingest", "evals", "tests", "benchmarks"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            if folder == "bpo_assistant" and path.relative_to(REPO_ROOT / folder).parts[0] in ("ingest", "evals"):
+                continue  # the same files as ingest/ and evals/, reached through the symlinks
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                offenders += [f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {name}" for name in names
+                              if name.split(".")[0] in ("ingest", "evals")]
+    assert offenders == []
+    assert (REPO_ROOT / "bpo_assistant" / "ingest").resolve() == REPO_ROOT / "ingest"
+    assert (REPO_ROOT / "bpo_assistant" / "evals").resolve() == REPO_ROOT / "evals"
+
+
 def test_every_kb_file_is_mapped_into_the_wheel():
     """pyproject's data-files globs do not descend into folders: a kb folder added without its line would ship a
     wheel whose kb silently lacks it."""
@@ -266,6 +287,14 @@ def test_the_wheel_installed_outside_the_checkout_answers_with_citations(tmp_pat
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, timeout=600)
     (wheel,) = (tmp_path / "dist").glob("bpo_assistant-*.whl")
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    # One import namespace: nothing installs as a top-level `ingest` or `evals` (PyPI has an `evals` package).
+    stem = "-".join(wheel.name.split("-")[:2])
+    assert {n.split("/")[0] for n in names} == {"bpo_assistant", f"{stem}.data", f"{stem}.dist-info"}
+    assert {"bpo_assistant/ingest/pipeline.py", "bpo_assistant/evals/suites/dev.jsonl",
+            "bpo_assistant/evals/facts/seed_facts.yaml"} <= set(names)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"

@@ -226,7 +226,7 @@ def test_the_dashboard_and_the_eval_report_share_one_percentile_and_the_runtime_
 
     from bpo_assistant import stats
     from bpo_assistant.owners import kpi
-    from evals import metrics
+    from bpo_assistant.evals import metrics
 
     assert kpi.percentile is stats.percentile and metrics.percentile is stats.percentile
     assert stats.percentile([100, 200, 300, 400, 1000], 95) == pytest.approx(880.0)

@@ -115,7 +115,7 @@ def test_kb_check_fix_hashes_killed_at_random_points_never_truncates_a_curated_f
 
 @pytest.mark.slow
 def test_eval_update_baseline_killed_at_random_points_never_truncates_the_baseline(tmp_path):
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     kb = tmp_path / "kb"
     shutil.copytree(REPO_ROOT / "kb", kb)
@@ -158,7 +158,7 @@ def settings(tmp_path):
 
 
 def _ingest(settings, capsys) -> tuple[int, str]:
-    from ingest.pipeline import cli_ingest
+    from bpo_assistant.ingest.pipeline import cli_ingest
 
     code = cli_ingest(settings, None, quiet=True)
     out = capsys.readouterr()
@@ -388,7 +388,7 @@ def _zip_bomb(path: Path, unzipped: int) -> Path:
 def test_docx_zip_bomb_is_rejected_before_it_is_unpacked(tmp_path):
     bomb = _zip_bomb(tmp_path / "kb" / "bomb.docx", 300_000_000)
     assert bomb.stat().st_size < 1_000_000
-    probe = ("import resource, sys; from ingest.loaders import LoadError, load_file; "
+    probe = ("import resource, sys; from bpo_assistant.ingest.loaders import LoadError, load_file; "
              "from bpo_assistant.settings import Settings\n"
              "import docx  # the parser's own memory is not what is measured\n"
              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -415,7 +415,7 @@ def test_ten_thousand_headings_are_rejected_at_once_by_ingest_and_kb_check(setti
 
 
 def test_pdf_page_and_document_character_limits_name_the_limit(settings, tmp_path):
-    from ingest.loaders import LoadError, load_file
+    from bpo_assistant.ingest.loaders import LoadError, load_file
     from test_loaders import make_pdf
 
     pdf = tmp_path / "long.pdf"

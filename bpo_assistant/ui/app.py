@@ -69,7 +69,7 @@ def _status(assistant, settings: Settings, lang: str) -> str:
 
     info, error = None, ""
     try:
-        from ingest.pipeline import status_info  # written by another engineer; may be absent
+        from bpo_assistant.ingest.pipeline import status_info  # written by another engineer; may be absent
 
         info = status_info(settings)
     except Exception as exc:  # noqa: BLE001 - the tab still shows what it can
@@ -353,7 +353,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
         print(f"cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
-    from ingest.pipeline import ensure_index
+    from bpo_assistant.ingest.pipeline import ensure_index
 
     from bpo_assistant.api.http import create_app
     from bpo_assistant.assistant import Assistant
