@@ -214,6 +214,26 @@ def _belief_uncorrected(turn, chosen) -> bool:
     return bool(DISMISSIVE.search(turn.query)) and not answers_intent(chosen.answer, ("premise",))
 
 
+def _part_named(turn, kb, chosen) -> str:
+    """「データ入力みたいな事務作業も対象になる？」 names one part of what a vetted overview covers: the overview
+    (target-operations' 全体像) lists 事務業務 in a line, while the part's own section says what it is and why it is
+    outsourced (定型, 付加価値), so the grounded stage answers from it. A part is named when a noun of its heading
+    that neither the overview's heading nor the document's title uses is in the question; returns that section."""
+    from .text import nouns
+
+    doc, lead = chosen.sources[0][:2]
+    parts = kb.doc_sections.get((chosen.lang, doc), ())
+    if not parts or parts[0][2] != lead:  # the vetted answer is not a document's overview
+        return ""
+    title, lead_title, _ = kb.section(chosen.lang, doc, lead)
+    common = set(nouns(f"{title} {lead_title}"))
+    asked = set(nouns(turn.asked))
+    for key in parts[1:]:
+        if asked & (set(nouns(kb.sections[key][1])) - common):
+            return key[2]
+    return ""
+
+
 def answer(turn, kb, settings) -> "Answer | None":
     """Stage: a vetted answer when the curated router picks it with calibrated probability ≥ curated_min_p, the
     section router agrees (its top section is the answer's first source: "why BPO" answers that also cite core
@@ -240,7 +260,8 @@ def answer(turn, kb, settings) -> "Answer | None":
         return None
     if gate.known_share(turn.asked, kb.vocab, gate.POINTER_NOUNS) == 0.0:
         return None
-    if _detail_missed(turn, kb, chosen) or _definition_missed(turn, chosen) or _belief_uncorrected(turn, chosen):
+    if (_detail_missed(turn, kb, chosen) or _definition_missed(turn, chosen) or _belief_uncorrected(turn, chosen)
+            or _part_named(turn, kb, chosen)):
         return None
     sentences = tuple(AnswerSentence(body, marks) for body, marks in cited_sentences(chosen.answer))
     text = chosen.answer + "\n\n" + ("出典:" if chosen.lang == "ja" else "Sources:") + "\n" + "\n".join(

@@ -107,9 +107,11 @@ def _last_answer_sentence(history: Sequence[Mapping[str, str]]) -> str:
 
 
 def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary,
-                     names_own_subject: Callable[[str], bool] | None = None) -> str:
+                     names_own_subject: Callable[[str], bool] | None = None,
+                     subjects: Callable[[str], list[str]] | None = None) -> str:
     """`names_own_subject(question)` tells whether the question names a specific subject of its own (e.g.
-    「マーケティングは？」 after a question on contact centres): such a question is not given the earlier topic."""
+    「マーケティングは？」 after a question on contact centres): such a question is not given the earlier topic.
+    `subjects(text)` gives the specific non-glossary nouns of a text (セキュリティ), carried beside the terms."""
     question = question.strip()
     if not history:
         return question
@@ -129,6 +131,10 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
         last = _referent(history)
         if last and _DEMONSTRATIVE.search(question) and len(question) <= _MAX_FOLLOW_CHARS:
             return f"{last} → {question}"
+        # 「具体的にはどこを見ればいい？」 after 「外部に任せたときのセキュリティ面は心配ないの？」: no term, but a subject.
+        if (subjects and len(question) <= _MAX_FOLLOW_CHARS and not (names_own_subject and names_own_subject(question))
+                and (extra := [w for w in subjects(_last_user_turn(history)) if w not in question])):
+            return _join(detect_lang(question), [], compare=False, tail=question, extra=extra[:2])
         return question
     current = glossary.find(question)
     comparing = bool(_COMPARE.search(question))
@@ -149,13 +155,19 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
         return f"{last} → {question}"
     if carried and (not current or pointing):
         # 「それってBPOの前にやるもの？」 after 「BPRって何？」: それ is BPR even though BPO is named.
-        return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question)
+        # 「具体的には何を確認すればいい？」 after 「BPO導入でセキュリティって大丈夫？」: the subject was セキュリティ, which
+        # is no glossary term, so BPO alone would lose it; the earlier turn's own specific nouns come along.
+        extra = [] if pointing or not subjects else [w for w in subjects(_last_user_turn(history)) if w not in question]
+        return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question,
+                     extra=extra[:2])
     # The question names its own subject ("what about shared services?"): it already stands alone.
     return question
 
 
-def _join(lang: str, terms: list[Term], compare: bool, tail: str) -> str:
+def _join(lang: str, terms: list[Term], compare: bool, tail: str, extra: Sequence[str] = ()) -> str:
     names = [t.label(lang) for t in terms]
+    if extra and not compare:
+        names = [*names, *extra]
     if lang == "en":
         head = " and ".join(names)
         return f"{head}: {tail}" if not compare else f"Difference between {head}: {tail}"

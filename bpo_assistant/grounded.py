@@ -81,7 +81,12 @@ def choose(turn: Turn, ranked: list[RankedSection], settings, sections=()) -> li
 
 def evidence(turn: Turn, kb: Knowledge, settings, lang: str):
     """Retrieve in `lang`, rank sections, choose and pick their sentences: (hits, ranked, picked)."""
-    hits = kb.retriever.search(turn.query, lang=lang, qvec=turn.qvec, topic=turn.topic)
+    # Through the LangChain surface (invoke, not .search), so a callback or tracer the caller configured sees every
+    # production query and its documents; ~1.5 ms per question. A language the index has no chunks in is no
+    # hits here (a refusal downstream), where an outside caller of invoke gets an error naming the languages.
+    retriever = kb.retriever
+    hits = retriever.hits(retriever.invoke(turn.query, lang=lang, qvec=turn.qvec, topic=turn.topic)) \
+        if lang in retriever.langs() else []
     ranked = rank_sections(turn, kb, hits, settings, lang)
     return hits, ranked, pick(turn, kb, [s.key for s in choose(turn, ranked, settings, kb.sections)], settings)
 

@@ -116,6 +116,18 @@ class Knowledge:
     def names_own_subject(self, question: str) -> bool:
         return bool(self.specific_nouns(question))
 
+    def subjects(self, text: str) -> list[str]:
+        """The specific nouns of `text` (as written) that are neither an aspect (メリット, リスク: a follow-up asks its
+        own) nor a glossary term (carried as a term): セキュリティ in 「BPO導入でセキュリティって大丈夫？」."""
+        from .phrasebook import intents
+        from .text import noun_forms
+
+        named = [form.lower() for t in self.glossary.find(text) for form in (t.term, t.en, *t.variants)]
+        return list(dict.fromkeys(  # コンタクト of コンタクトセンター is part of a term, not a subject beside it
+            surface for lemma, surface in noun_forms(text)
+            if len(surface) > 1 and 0 < len(self.docs_by_noun.get(lemma, ())) <= 2 and not intents(surface)
+            and not any(surface in form for form in named)))
+
 
 def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledge:
     kb = Path(settings.kb_dir)

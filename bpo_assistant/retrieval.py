@@ -59,6 +59,10 @@ class HybridRetriever(BaseRetriever):
             self.index._ids_by_lang = cache
         return cache
 
+    def langs(self) -> set[str]:
+        """The languages the index holds chunks in."""
+        return set(self._ids_by_lang())
+
     def dense(self, qvec: np.ndarray, lang: str, k: int, topic: str | None = None) -> list[tuple[str, float]]:
         # One collection per language, so only a topic is a filter; records of other generations sharing the
         # collection are dropped inside (index.DenseIndex).

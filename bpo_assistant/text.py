@@ -128,6 +128,12 @@ _GENERIC_NOUNS = {"何", "なに", "方", "点", "件", "話", "感じ", "具体
 
 def nouns(text: str) -> list[str]:
     """Content nouns (and Latin words): what a question is about, without its chatty verbs (教えて, 知りたい)."""
+    return [lemma for lemma, _ in noun_forms(text)]
+
+
+def noun_forms(text: str) -> list[tuple[str, str]]:
+    """nouns() as (lemma, surface as written) pairs: the lemma to look up (セキュリティー), the surface to show in a
+    rewritten query (セキュリティ)."""
     text = normalize(text).lower()
     out = []
     for word in _tagger()(text):
@@ -141,7 +147,7 @@ def nouns(text: str) -> list[str]:
         else:
             continue
         if token not in _STOP and token not in _GENERIC_NOUNS and any(unicodedata.category(c)[0] in "LN" for c in token):
-            out.append(token)
+            out.append((token, surface))
     return out
 
 

@@ -373,3 +373,23 @@ def test_a_belittling_belief_hears_the_correction_not_the_vetted_agreement(assis
     """「しょせんコストカットでしょ？」: the vetted cost answer would agree; the kb says BPO is more than cost cutting."""
     answer = assistant.ask("BPOってしょせんコストカットの手段でしょ？")
     assert not answer.curated and ("戦略" in answer.text or "競争力" in answer.text)
+
+
+def test_a_part_of_a_vetted_overview_named_in_the_question_gets_its_own_section(assistant):
+    """「事務作業も対象？」 names one part (事務業務) of what the vetted target-operations overview lists in a line; the
+    part's own section says why it is outsourced (付加価値, 定型), so the grounded answer quotes it (blind6 b6-ja-022). The overview
+    question itself keeps its vetted answer."""
+    answer = assistant.ask("データ入力や書類作成みたいな事務作業もBPOの対象になりますか")
+    assert not answer.curated and "target-operations" in {c.doc_id for c in answer.citations}, answer.reason
+    assert "付加価値" in answer.text or "定型" in answer.text
+    assert assistant.ask("BPOで委託できる業務は？").curated
+
+
+def test_a_follow_up_keeps_the_earlier_subject_that_is_no_glossary_term(assistant):
+    """セキュリティ is no glossary term: carrying only BPO into 「具体的にはどこを見ればいい？」 lost the subject and
+    answered from the precautions; the earlier turn's own specific noun comes along, so vendor security answers."""
+    history = [{"role": "user", "content": "外部に任せたときのセキュリティ面は心配ないの？"},
+               {"role": "assistant", "content": "情報漏洩は委託の大きな懸念なので、業者の対策を確かめることが大切です。"}]
+    answer = assistant.ask("具体的にはどこを見ればいい？", history=history)
+    assert "セキュリティ" in answer.standalone_query
+    assert ("vendor-selection", "security") in {(c.doc_id, c.section_id) for c in answer.citations}, answer.reason

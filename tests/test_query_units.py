@@ -324,3 +324,17 @@ def test_a_glossary_alias_is_a_word_the_gate_knows():
     vocab = frozenset({"駐車場"}) | _glossary_nouns(glossary)
     assert known_share("Pスペースはどこ？", vocab) == 1.0
     assert known_share("Pスペースはどこ？", frozenset({"駐車場"})) < 1.0  # without the alias nouns it was unknown
+
+
+def test_follow_up_carries_the_earlier_subject_that_is_no_glossary_term(glossary):
+    """セキュリティ is no glossary term: the earlier turn's subjects come along beside BPO, and without a term at all;
+    a follow-up with a subject of its own stays as asked."""
+    history = [{"role": "user", "content": "BPO導入でセキュリティって大丈夫？"}, {"role": "assistant", "content": "…"}]
+    subjects = lambda text: ["セキュリティ"] if "セキュリティ" in text else []  # noqa: E731
+    q = standalone_query("具体的には何を確認すればいい？", history, glossary, subjects=subjects)
+    assert "BPO" in q and "セキュリティ" in q and q.endswith("具体的には何を確認すればいい？")
+    assert "セキュリティ" not in standalone_query("具体的には何を確認すればいい？", history, glossary)
+    no_term = [{"role": "user", "content": "外に任せるとセキュリティは心配？"}, {"role": "assistant", "content": "…"}]
+    assert "セキュリティ" in standalone_query("具体的には？", no_term, glossary, subjects=subjects)
+    own = standalone_query("マーケティングは？", no_term, glossary, lambda q: "マーケティング" in q, subjects)
+    assert own == "マーケティングは？"

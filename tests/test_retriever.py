@@ -93,3 +93,18 @@ def test_as_runnable_takes_a_dict_or_a_string_and_nests_the_retriever_run(retrie
     assert len(chained) == 1 and " › " in chained[0]
     with pytest.raises(ValueError, match="non-empty 'query'"):
         runnable.invoke({"topic": "contracts"})
+
+
+def test_the_assistant_retrieves_through_invoke_so_a_tracer_sees_the_production_query(assistant):  # the real kb
+    """Assistant.ask goes through the retriever's .invoke: LangChain's tracing context (what LangSmith and any
+    callback-based tracer hook into) records a retriever run with the question's search query and the documents
+    the answer's first citation comes from (later ones may be sibling sections the composer adds)."""
+    from langchain_core.tracers.context import collect_runs
+
+    with collect_runs() as runs:
+        answer = assistant.ask(QUESTION)
+    retrievals = [r for r in runs.traced_runs if r.run_type == "retriever"]
+    # the cleaned search query (full-width ？ folded), the one the answer reports
+    assert [r.inputs["query"] for r in retrievals] == [answer.standalone_query]
+    returned = {(d.metadata["doc_id"], d.metadata["section_id"]) for d in retrievals[0].outputs["documents"]}
+    assert answer.citations and (answer.citations[0].doc_id, answer.citations[0].section_id) in returned
