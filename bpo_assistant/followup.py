@@ -50,6 +50,25 @@ def ordinal_item(question: str, history: Sequence[Mapping[str, str]]) -> str:
     return re.sub(r"(です|でした|など)$", "", item)[:120]
 
 
+_FORMER = re.compile(r"前者|\bthe former\b", re.I)
+_LATTER = re.compile(r"後者|\bthe latter\b", re.I)
+
+
+def former_latter(question: str, history: Sequence[Mapping[str, str]], glossary: Glossary) -> str:
+    """「前者のほうで気をつけることは？」 / "the latter": the first or the last term of the first sentence of the last
+    answer that names two or more (「主に委任・準委任契約と請負契約があります」), else of the last question; or ""."""
+    former, latter = bool(_FORMER.search(question)), bool(_LATTER.search(question))
+    if former == latter:
+        return ""
+    lang = detect_lang(question)
+    for text in (_last_turn(history, "assistant"), _last_user_turn(history)):
+        for sentence in split_sentences(_MARKERS.sub("", text)):
+            terms = glossary.find(sentence)
+            if len(terms) >= 2:
+                return (terms[0] if former else terms[-1]).label(lang)
+    return ""
+
+
 def _answer_items(answer: str) -> list[str]:
     """List items of an answer: bullet or numbered lines, or an inline ①…⑤ enumeration."""
     lines = [m.group(1) for line in answer.splitlines() if (m := _ITEM.match(line))]
@@ -115,7 +134,11 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
     question = question.strip()
     if not history:
         return question
-    item = ordinal_item(question, history) if len(question) <= _MAX_FOLLOW_CHARS else ""
+    short = len(question) <= _MAX_FOLLOW_CHARS
+    if short and (named := former_latter(question, history, glossary)):
+        # 「前者のほうで気をつけることは？」 keeps its own ask (気をつけること); only the pointer becomes the term.
+        return _LATTER.sub(named, _FORMER.sub(named, question))
+    item = ordinal_item(question, history) if short else ""
     if item:
         # 「3つ目のやつ」 points into the last answer's list: the item is the subject, the earlier question in
         # brackets gives its category (benefits, vendor checks); the pointer words would only add noise.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import nouns, place_names, proper_nouns
+from .text import noun_forms, normalize, nouns, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 _ASKS_MONEY = re.compile(
@@ -65,6 +65,11 @@ _ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|ar
 _STATUTE = re.compile(r"[一-龥]{1,10}法(?![人令律務的則案])")
 _NOT_STATUTE = ("方法", "手法", "用法", "文法", "技法", "製法", "工法", "作法", "療法", "論法", "寸法", "話法", "兵法",
                 "魔法", "加法", "減法", "乗法", "除法", "解法", "戦法", "仕法", "筆法", "算法")
+# A detail (cost, time, procedure, criteria) asked of something: the detail words are kb words (費用, 期間, 手順), so
+# the share of known nouns passes even when the thing itself is one the kb never names (see unnamed_thing).
+_ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取得|申請|基準|やり方|方法|条件|要件|"
+                          r"\bcosts?\b|how long|\bsteps?\b|procedure|criteria|requirements?|how (do|can) (we|i) (get|obtain)",
+                          re.I)
 _COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
 
@@ -78,7 +83,7 @@ class GateResult:
 
 # Nouns that only point at something said before (「その人」「3つ目のやつ」「その辺の話」): they carry no subject,
 # so a follow-up made of them is judged by what it points at, not refused for using words the kb lacks.
-POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 役割 役目 中身 意味".split())
+POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 役割 役目 中身 意味 前者 後者".split())
 
 
 def known_share(question: str, vocab: dict, ignore: frozenset = frozenset()) -> float:
@@ -145,6 +150,8 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         for word in _KATAKANA_RUN.findall(before) + _ACRONYM.findall(before):
             if word not in loanwords and not any(word in t for t in kb_texts()):
                 return f"names {word!r}, which the kb does not mention"
+    if thing := unnamed_thing(question, vocab):
+        return f"asks about {thing!r}, which the kb does not mention"
     if (m := _BROADCAST.search(question)) and not any(m.group(0) in t for t in kb_texts()):
         return "asks about broadcasting (the other BPO, 放送倫理・番組向上機構), which the kb does not cover"
     places = [p for p in place_names(question) if p not in vocab]
@@ -154,6 +161,30 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         name = m.group(0)
         if not name.endswith(_NOT_STATUTE) and not any(name[-3:] in t for t in kb_texts()):
             return f"asks about a law ({name}) the kb does not cover"
+    return None
+
+
+def unnamed_thing(question: str, vocab) -> str | None:
+    """The thing a detail question asks about when the kb never names it: 「Pマークを取得する費用と期間」 (マーク),
+    「偽装請負にならない判断基準」 (偽装), 「ISMSの認証を取る手順」. It is a compound with a part no kb text uses, or an
+    acronym the kb lacks; an unknown word standing alone (人減らし, 丸投げ) is an everyday word for a kb subject."""
+    if not _ASKS_DETAIL.search(question):
+        return None
+    for acronym in _ACRONYM.findall(question):
+        if acronym.lower() not in vocab and len(acronym) >= 3:
+            return acronym
+    text = normalize(question).lower()
+    forms = noun_forms(question)
+    for i, (lemma, surface) in enumerate(forms):
+        # a term, not a phrase or a suffix: 向き不向き and 結局ただ carry hiragana, 策 (削減策) is one kanji; Latin parts are the acronym rule's
+        if lemma in vocab or len(surface) < 2 or surface.isascii() or re.search(r"[\u3041-\u309f]", surface):
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(forms):
+                pair = surface + forms[j][1] if j > i else forms[j][1] + surface
+                # the detail must be asked of the thing, not be part of it (コストカット is no question of cost)
+                if pair in text and _ASKS_DETAIL.search(text.replace(pair, "")):
+                    return pair
     return None
 
 

@@ -393,3 +393,24 @@ def test_a_follow_up_keeps_the_earlier_subject_that_is_no_glossary_term(assistan
     answer = assistant.ask("具体的にはどこを見ればいい？", history=history)
     assert "セキュリティ" in answer.standalone_query
     assert ("vendor-selection", "security") in {(c.doc_id, c.section_id) for c in answer.citations}, answer.reason
+
+
+def test_a_detail_of_something_the_kb_never_names_is_refused_with_that_thing(assistant):
+    """「ISMS認証を取ってもらう手順」「偽装請負を避ける基準」: the detail words are kb words, so the share of known
+    nouns passed and vendor-security sentences answered a question the kb cannot; a cost question about cost
+    cutting itself (コストカット) is still answered."""
+    for question, thing in (("委託先にISMS認証を取ってもらう手順は？", "ISMS"), ("偽装請負を避けるための基準を教えて", "偽装請負"),
+                            ("プライバシーマークの取得にかかる期間はどれくらい？", "プライバシーマーク")):
+        answer = assistant.ask(question)
+        assert answer.refused and thing.lower() in answer.reason.lower(), (question, answer.reason)
+    assert not assistant.ask("BPOはコストカットのための方法にすぎないの？").refused
+
+
+def test_the_former_and_the_latter_point_at_the_last_answers_terms(assistant):
+    history = [{"role": "user", "content": "BPOで結ぶ契約にはどんな種類がある？"},
+               {"role": "assistant", "content": "主に委任・準委任契約と請負契約の二つがあります。"}]
+    former = assistant.ask("前者で注意することは？", history=history)
+    assert "委任" in former.standalone_query and "前者" not in former.standalone_query
+    assert {c.section_id for c in former.citations} & {"mandate", "mandate-tips", "mandate-duties"}, former.reason
+    latter = assistant.ask("後者の場合のリスクは？", history=history)
+    assert "請負" in latter.standalone_query and "work-contract-risks" in {c.section_id for c in latter.citations}

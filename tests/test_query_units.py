@@ -338,3 +338,11 @@ def test_follow_up_carries_the_earlier_subject_that_is_no_glossary_term(glossary
     assert "セキュリティ" in standalone_query("具体的には？", no_term, glossary, subjects=subjects)
     own = standalone_query("マーケティングは？", no_term, glossary, lambda q: "マーケティング" in q, subjects)
     assert own == "マーケティングは？"
+
+
+def test_the_former_and_the_latter_become_the_terms_they_point_at(glossary):
+    history = [{"role": "user", "content": "BPOとITOって何が違うの？"},
+               {"role": "assistant", "content": "BPOは業務プロセス全体を、ITOはIT関連業務を外部に委託します。"}]
+    assert standalone_query("後者の具体例は？", history, glossary) == "ITOの具体例は？"
+    assert standalone_query("前者の目的は？", history, glossary) == "BPOの目的は？"
+    assert standalone_query("What about the latter?", history, glossary) == "What about ITO?"
