@@ -67,7 +67,8 @@ _NOT_STATUTE = ("方法", "手法", "用法", "文法", "技法", "製法", "工
                 "魔法", "加法", "減法", "乗法", "除法", "解法", "戦法", "仕法", "筆法", "算法")
 # A detail (cost, time, procedure, criteria) asked of something: the detail words are kb words (費用, 期間, 手順), so
 # the share of known nouns passes even when the thing itself is one the kb never names (see unnamed_thing).
-_ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取得|申請|基準|やり方|方法|条件|要件|"
+# 方法 and やり方 are left out: 「コストカットのための方法にすぎない？」 is a belief, not a request for steps.
+_ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取得|申請|基準|条件|要件|"
                           r"\bcosts?\b|how long|\bsteps?\b|procedure|criteria|requirements?|how (do|can) (we|i) (get|obtain)",
                           re.I)
 _COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
