@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     # and holds at most this many; Gradio alone keeps 10,000 at ~0.3 MB each.
     chat_session_idle_s: float = 1800.0
     chat_max_sessions: int = 1000
+    save_history: bool = False  # BPO_SAVE_HISTORY=true: each user's past chats listed, reopened, deleted (ui/saved.py)
 
     # Knowledge owners (bpo_assistant/owners/): one database for the question log and triage. Empty URL = SQLite
     # at data_dir/owners.sqlite; any SQLAlchemy URL (postgresql+psycopg://…) holds the same tables.
