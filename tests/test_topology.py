@@ -85,8 +85,10 @@ def postgres_schema():
     admin = create_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    # conftest already points the URL at this run's own schema (options=-csearch_path…): replace that option
+    base, _, query = url.partition("?")
+    kept = [part for part in query.split("&") if part and not part.startswith("options=")]
+    yield f"{base}?{'&'.join([*kept, f'options=-csearch_path%3D{schema}'])}"
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()

@@ -173,12 +173,18 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                 )
                 textbox = gr.Textbox(placeholder=t(lang0, "placeholder"), show_label=False, max_lines=6,
                                      max_length=4000, submit_btn=True, stop_btn=True, elem_id="bpo-input")
-                gr.ChatInterface(
-                    fn=service.respond_ui,
+                saved = None
+                if settings.save_history:  # BPO_SAVE_HISTORY: the user's past chats, above this one (saved_ui.py)
+                    from .saved import SavedChats
+                    from .saved_ui import SavedPanel
+
+                    saved = SavedPanel(service, SavedChats(settings.data_path("saved_chats")), lang0)
+                chat_interface = gr.ChatInterface(
+                    fn=saved.respond if saved else service.respond_ui,
                     chatbot=chatbot,
                     textbox=textbox,
-                    additional_inputs=[records, topic],
-                    additional_outputs=[records],
+                    additional_inputs=[records, topic, saved.chat_id] if saved else [records, topic],
+                    additional_outputs=[records, saved.chat_id, saved.saved_at] if saved else [records],
                     examples=[[q] for q in EXAMPLES],
                     run_examples_on_click=True,
                     cache_examples=False,
@@ -236,6 +242,8 @@ def build_app(assistant, settings: Settings, *, store=None, concurrency_limit: i
                      queue=False, **ui)
         chatbot.clear(lambda: ({}, {}, None, gr.update(visible=False), gr.update(value=None, visible=False)), None,
                       [records, rows, pending, fb_panel, dl_file], queue=False, **ui)
+        if saved is not None:
+            saved.wire(demo, chat_interface, chatbot, records, rows, ui_lang)
         dl_button.click(service.download_ui, [chatbot, records, ui_lang], [dl_file], queue=False, **ui)
         fb_send.click(service.on_reason, [pending, fb_reason, fb_comment, ui_lang], [pending, fb_panel], queue=False,
                       **ui)
@@ -309,9 +317,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
           allow_unauthenticated: bool = False) -> int:
     """`bpo-assistant chat`: the chat and the HTTP API (bpo_assistant/api/) in one uvicorn process, sharing one
     Assistant, until interrupted. Returns the exit code (130 after Ctrl-C)."""
-    from .sessions import limit_malloc_arenas
+    from .sessions import fix_mmap_threshold, limit_malloc_arenas
 
     limit_malloc_arenas()  # before any worker thread has an arena of its own (sessions.py: why)
+    fix_mmap_threshold()  # large per-answer buffers stay out of the heap (sessions.py: why)
     set_offline_env()
     # One OpenMP thread per query embedding: the server gets its parallelism from answering several questions at
     # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would

@@ -58,7 +58,7 @@ def with_sections(history: Sequence[dict] | None, turns: list[dict], records: di
     return turns[:-1] + [{**turns[-1], "sections": list(rec["sections"])}]
 
 
-def validate_chat_call(message, history, records=None, topic=None) -> list:
+def validate_chat_call(message, history, records=None, topic=None, *saved) -> list:
     """Gradio validator of the /chat API: a call with a wrong type or an oversized message is refused when it
     joins the queue (HTTP 422 naming the parameter), before it costs an answer. Runs on preprocessed values."""
     text_ok = message is None or isinstance(message, (str, dict))
@@ -68,6 +68,9 @@ def validate_chat_call(message, history, records=None, topic=None) -> list:
         gr.validate(history is None or isinstance(history, list), "history must be a list of messages"),
         gr.validate(records is None or isinstance(records, dict), "records belong to the server"),
         gr.validate(topic is None or isinstance(topic, str), "topic must be text"),
+    ] + [  # one result per input: with saved chats on (saved_ui.py) the chat's id comes last
+        gr.validate(chat_id is None or isinstance(chat_id, str), "the saved chat id belongs to the server")
+        for chat_id in saved
     ]
 
 
