@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from .text import noun_forms, normalize, nouns, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
+# 「単純な金額比較でいい？」 asks how to judge, not for an amount.
 _ASKS_MONEY = re.compile(
-    r"いくら|何円|何万円|何億|何兆|金額|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|上限額|株価|銘柄|"
+    r"いくら|何円|何万円|何億|何兆|金額(?!比較|の比較|だけ|のみ)|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|上限額|株価|銘柄|"
     r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|stock price|share price|"
     r"(usual|typical|average|standard|normal)\s+(\w+\s+)?(fee|price|cost|rate)s?\b",
     re.I,
@@ -49,7 +50,8 @@ _ASKS_TERM = re.compile(r"契約期間|最低契約|契約年数|契約の期間
 _TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|\d+[-\s]*(year|month)s?[^.]{0,20}(contract|term)", re.I)
 _YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 _ASKS_NAMES = re.compile(
-    r"おすすめの(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
+    r"おすすめの(会社|企業|ベンダー|業者|ツール|製品|ソフト)|"
+    r"(ツール|製品|ソフト)を\d+つ|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
     r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top (\d+|three|five|ten)\b|ranking|recommend (a|some) (vendor|compan)|"
     r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
     r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ(?!まで)|"

@@ -346,3 +346,11 @@ def test_the_former_and_the_latter_become_the_terms_they_point_at(glossary):
     assert standalone_query("後者の具体例は？", history, glossary) == "ITOの具体例は？"
     assert standalone_query("前者の目的は？", history, glossary) == "BPOの目的は？"
     assert standalone_query("What about the latter?", history, glossary) == "What about ITO?"
+
+
+def test_judging_by_amount_asks_for_no_amount_and_tools_are_not_recommended():
+    from bpo_assistant.gate import asks_for_missing_type
+
+    assert asks_for_missing_type("費用対効果の判断は単純な金額比較でいいですよね？", "費用に見合うかを判断します。") is None
+    assert "price" in asks_for_missing_type("BPOの相場を具体的な金額で教えてください", "料金体系を選びます。")
+    assert "rankings" in asks_for_missing_type("おすすめのRPAツールを3つ比較してください", "RPAで自動化します。")
