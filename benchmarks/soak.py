@@ -52,10 +52,9 @@ def serve_chat_only(port: int) -> int:
     """The Gradio app as build_app() makes it, launched by Gradio itself over the data dir's index."""
     from bpo_assistant.assistant import Assistant
     from bpo_assistant.ui.app import build_app, launch_kwargs
-    from bpo_assistant.ui.sessions import fix_mmap_threshold, limit_malloc_arenas
+    from bpo_assistant.ui.sessions import limit_malloc_arenas
 
     limit_malloc_arenas()  # as serve() does
-    fix_mmap_threshold()
     settings = Settings()
     demo = build_app(Assistant.from_settings(settings), settings)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=False, **launch_kwargs(settings))

@@ -317,10 +317,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
           allow_unauthenticated: bool = False) -> int:
     """`bpo-assistant chat`: the chat and the HTTP API (bpo_assistant/api/) in one uvicorn process, sharing one
     Assistant, until interrupted. Returns the exit code (130 after Ctrl-C)."""
-    from .sessions import fix_mmap_threshold, limit_malloc_arenas
+    from .sessions import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any worker thread has an arena of its own (sessions.py: why)
-    fix_mmap_threshold()  # large per-answer buffers stay out of the heap (sessions.py: why)
     set_offline_env()
     # One OpenMP thread per query embedding: the server gets its parallelism from answering several questions at
     # once (the embedder's C engine releases the GIL), and 2-thread OpenMP regions from concurrent requests would
