@@ -81,3 +81,38 @@ def start(settings, port: int, log: Path, *args: str, timeout: float = 300, **bp
         time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"server not up after {timeout} s:\n{server.stderr()}")
+
+
+class OtlpCollector:
+    """An OTLP/gRPC trace collector in this process on a free loopback port: `with OtlpCollector() as c:` sets
+    c.env (the OTEL_EXPORTER_OTLP_* variables to hand a child process) and gathers what it exports in c.requests."""
+
+    def __enter__(self) -> "OtlpCollector":
+        import pytest
+
+        grpc = pytest.importorskip("grpc")
+        pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
+        from concurrent import futures
+
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        self.requests: list = []
+        requests = self.requests
+
+        class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):  # noqa: N802 - the generated service's name
+                requests.append(request)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        self.env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_INSECURE": "true"}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.stop(grace=None)
+
+    def spans(self) -> list:
+        return [s for req in self.requests for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]

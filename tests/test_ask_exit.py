@@ -79,34 +79,17 @@ def test_ask_exits_within_a_second_of_printing_its_answer(small_index):
 def test_the_quick_exit_keeps_the_log_record_the_question_row_and_the_spans(small_index):
     """BPO_LOG_LEVEL=INFO, BPO_OTEL=1 to a gRPC collector in this process: the record reaches stderr, the row
     reaches the question log, the answer's spans reach the collector, all before the process ends."""
-    grpc = pytest.importorskip("grpc")
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
-    from concurrent import futures
-
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
     from sqlalchemy import func, select
 
+    from api_server import OtlpCollector
     from bpo_assistant.owners.db import engine_for, questions
-
-    received = []
-
-    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802 - the generated service's name
-            received.append(request)
-            return trace_service_pb2.ExportTraceServiceResponse()
 
     with engine_for(small_index).connect() as conn:
         before = conn.execute(select(func.count()).select_from(questions)).scalar_one()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    with OtlpCollector() as collector:
         env = _env(small_index, otel="1", log_level="INFO", log_format="json")
-        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_INSECURE="true")
+        env.update(collector.env)
         out, err, code, _after = ask_timed(env)
-    finally:
-        server.stop(grace=None)
     assert code == 0, err
     answer = json.loads(out)
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
@@ -114,7 +97,7 @@ def test_the_quick_exit_keeps_the_log_record_the_question_row_and_the_spans(smal
     with engine_for(small_index).connect() as conn:
         rows = conn.execute(select(questions.c.question, questions.c.channel).order_by(questions.c.at)).all()
     assert len(rows) == before + 1 and tuple(rows[-1]) == (QUESTION, "cli")
-    spans = [s for req in received for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    spans = collector.spans()
     (root,) = [s for s in spans if not s.parent_span_id]
     assert root.name == "bpo.answer"
     assert sorted(s.name for s in spans if s.parent_span_id == root.span_id) == sorted(

@@ -200,37 +200,18 @@ def test_the_http_api_logs_one_record_per_answer(real_settings, tmp_path):
 def test_bpo_otel_sends_the_answer_spans_to_an_otlp_collector(real_settings, tmp_path):
     """The real `ask` with BPO_OTEL=1 and OTEL_EXPORTER_OTLP_ENDPOINT: a gRPC collector in this process receives
     the answer span and its stage children, under the service name bpo-assistant."""
-    grpc = pytest.importorskip("grpc")
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
-    from concurrent import futures
-
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-    from api_server import server_env
+    from api_server import OtlpCollector, server_env
     from bpo_assistant.settings import REPO_ROOT
 
-    received = []
-
-    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802 - the generated service's name
-            received.append(request)
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    with OtlpCollector() as collector:
         env = server_env(real_settings, otel="1")
-        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_INSECURE="true")
+        env.update(collector.env)
         env.pop("OTEL_SERVICE_NAME", None)
         r = subprocess.run([sys.executable, "-m", "bpo_assistant.cli", "ask", QUESTION, "--json"], cwd=REPO_ROOT,
                            env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        server.stop(grace=None)
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout)
-    resource_spans = [rs for req in received for rs in req.resource_spans]
+    resource_spans = [rs for req in collector.requests for rs in req.resource_spans]
     services = {a.value.string_value for rs in resource_spans for a in rs.resource.attributes if a.key == "service.name"}
     spans = [s for rs in resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert services == {"bpo-assistant"}
