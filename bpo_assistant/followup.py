@@ -156,7 +156,7 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
             return f"{last} → {question}"
         # 「具体的にはどこを見ればいい？」 after 「外部に任せたときのセキュリティ面は心配ないの？」: no term, but a subject.
         if (subjects and len(question) <= _MAX_FOLLOW_CHARS and not (names_own_subject and names_own_subject(question))
-                and (extra := [w for w in subjects(_last_user_turn(history)) if w not in question])):
+                and (extra := _earlier_subjects(question, history, subjects))):
             return _join(detect_lang(question), [], compare=False, tail=question, extra=extra[:2])
         return question
     current = glossary.find(question)
@@ -180,11 +180,16 @@ def standalone_query(question: str, history: Sequence[Mapping[str, str]], glossa
         # 「それってBPOの前にやるもの？」 after 「BPRって何？」: それ is BPR even though BPO is named.
         # 「具体的には何を確認すればいい？」 after 「BPO導入でセキュリティって大丈夫？」: the subject was セキュリティ, which
         # is no glossary term, so BPO alone would lose it; the earlier turn's own specific nouns come along.
-        extra = [] if pointing or not subjects else [w for w in subjects(_last_user_turn(history)) if w not in question]
+        extra = [] if pointing or not subjects else _earlier_subjects(question, history, subjects)
         return _join(lang, carried[:2], compare=comparing and len(carried) >= 2 and not current, tail=question,
                      extra=extra[:2])
     # The question names its own subject ("what about shared services?"): it already stands alone.
     return question
+
+
+def _earlier_subjects(question: str, history: Sequence[Mapping[str, str]], subjects: Callable[[str], list[str]]):
+    """The last question's subjects that the follow-up does not name itself."""
+    return [w for w in subjects(_last_user_turn(history)) if w not in question]
 
 
 def _join(lang: str, terms: list[Term], compare: bool, tail: str, extra: Sequence[str] = ()) -> str:

@@ -21,7 +21,7 @@ from .kbfiles import load_kb_docs
 from .retrieval import HybridRetriever
 from .router import Router
 from .settings import Settings
-from .text import normalize, nouns, tokenize
+from .text import normalize, noun_forms, nouns, tokenize
 from .types import SourceDoc
 from bpo_assistant.ingest import derived as derived_tables  # computed at ingest, loaded here
 
@@ -103,8 +103,12 @@ class Knowledge:
     def specific_nouns(self, question: str, limit: int = 2) -> list[tuple[str, frozenset[str]]]:
         """(noun, its documents) for each noun of the question that only one or two documents use (マーケティング,
         ゼロトラスト): a subject of its own, unlike common words (注意, 業務)."""
-        found = ((n, self.docs_by_noun.get(n, frozenset())) for n in nouns(question))
-        return [(n, docs) for n, docs in found if 0 < len(docs) <= limit]
+        return [(lemma, docs) for lemma, _surface, docs in self._specific_forms(question, limit)]
+
+    def _specific_forms(self, text: str, limit: int = 2) -> list[tuple[str, str, frozenset[str]]]:
+        """(lemma, surface as written, its documents) of each noun only one or two documents use."""
+        found = ((lemma, surface, self.docs_by_noun.get(lemma, frozenset())) for lemma, surface in noun_forms(text))
+        return [(lemma, surface, docs) for lemma, surface, docs in found if 0 < len(docs) <= limit]
 
     def sentence_tokens(self, i: int) -> frozenset[str]:
         if (tokens := self._sentence_tokens.get(i)) is None:
@@ -120,13 +124,11 @@ class Knowledge:
         """The specific nouns of `text` (as written) that are neither an aspect (メリット, リスク: a follow-up asks its
         own) nor a glossary term (carried as a term): セキュリティ in 「BPO導入でセキュリティって大丈夫？」."""
         from .phrasebook import intents
-        from .text import noun_forms
 
         named = [form.lower() for t in self.glossary.find(text) for form in (t.term, t.en, *t.variants)]
         return list(dict.fromkeys(  # コンタクト of コンタクトセンター is part of a term, not a subject beside it
-            surface for lemma, surface in noun_forms(text)
-            if len(surface) > 1 and 0 < len(self.docs_by_noun.get(lemma, ())) <= 2 and not intents(surface)
-            and not any(surface in form for form in named)))
+            surface for _lemma, surface, _docs in self._specific_forms(text)
+            if len(surface) > 1 and not intents(surface) and not any(surface in form for form in named)))
 
 
 def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledge:
