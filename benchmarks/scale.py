@@ -7,6 +7,10 @@ Ingest runs as `bpo-assistant ingest` in a new process and the questions in anot
 count, and each process's CPU time and memory are its own. Threads are pinned to one per process (OMP etc.), so
 the figures do not depend on how busy the other core is. `--edits N` edits that document N times (a new
 sentence each time) and reports the data dir after the last edit too: the store must not grow across edits.
+`--from WORKDIR` starts from a copy of a kept run (its kb/ and data/, never changed) instead of a full ingest, so
+the edit figures of a 100k kb take minutes, not the half hour of its ingest: the copy is first ingested once with
+one edit (which also rewrites an index of an older layout), the generation that replaces is dropped so the
+"before" size is that of one generation, as after a full ingest, and then the edits are timed.
 Prints a table and, last, one JSON object.
 """
 
@@ -107,22 +111,38 @@ def note(what: str, **figures) -> None:
           file=sys.stderr, flush=True)
 
 
-def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1) -> dict:
+def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1,
+        source: Path | None = None) -> dict:
     from bpo_assistant.settings import OFFLINE_ENV, Settings
     from benchmarks import synthkb
 
     settings = Settings()
     tmp = Path(tempfile.mkdtemp(prefix="bpo-scale-"))
-    kb = synthkb.build(chunks, tmp, settings.chunk_size, settings.chunk_overlap_sentences, ROOT)
     data = tmp / "data"
-    env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb.kb_dir), "BPO_DATA_DIR": str(data),
+    if source is None:
+        kb = synthkb.build(chunks, tmp, settings.chunk_size, settings.chunk_overlap_sentences, ROOT)
+        kb_dir, expected = kb.kb_dir, kb.expected_chunks
+    else:
+        subprocess.run(["cp", "-a", str(source / "kb"), str(source / "data"), str(tmp)], check=True)
+        kb, kb_dir, expected = None, tmp / "kb", None
+    env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb_dir), "BPO_DATA_DIR": str(data),
            "BPO_EMBEDDER": embedder}
-    note("kb", dir=str(tmp), expected_chunks=kb.expected_chunks)
-    full_wall, full_cpu, full = timed_ingest(env)
+    note("kb", dir=str(tmp), expected_chunks=expected)
+    if source is None:
+        full_wall, full_cpu, full = timed_ingest(env)
+        edited = None
+    else:
+        edited = _edited(kb_dir)
+        edit_again(edited, edits + 1)
+        full_wall, full_cpu, full = timed_ingest(env)
+        _drop_previous(data)
     before_mb = disk_mb(data)
-    note("full ingest", wall_s=full_wall, cpu_s=full_cpu, stages_s=full["timings"], data_mb=before_mb,
-         router=router_summary(data))
-    edited = synthkb.edit_one(kb)
+    note("full ingest" if source is None else "first ingest of the copy", wall_s=full_wall, cpu_s=full_cpu,
+         stages_s=full["timings"], data_mb=before_mb, router=router_summary(data))
+    if edited is None:
+        edited = synthkb.edit_one(kb)
+    else:
+        edit_again(edited, 0)
     edit_wall, edit_cpu, edit = timed_ingest(env)
     after_mb = disk_mb(data)
     note("edit 1", wall_s=edit_wall, cpu_s=edit_cpu, stages_s=edit["timings"], data_mb=after_mb)
@@ -136,7 +156,7 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edit
     q = timed_queries(env, questions, suite)
     note("queries", **q)
     result = {
-        "chunks": full["chunks"], "expected_chunks": kb.expected_chunks, "embedder": embedder,
+        "chunks": full["chunks"], "expected_chunks": expected, "from": str(source) if source else None, "embedder": embedder,
         "full_ingest_wall_s": full_wall, "full_ingest_cpu_s": full_cpu, "embedded": full["embedded"],
         "edit_reingest_wall_s": edit_wall, "edit_reingest_cpu_s": edit_cpu, "edit_embedded": edit["embedded"],
         "full_ingest_stages_s": full["timings"], "edit_reingest_stages_s": edit["timings"],
@@ -150,6 +170,23 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edit
 
         shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _edited(kb_dir: Path) -> Path:
+    """The document synthkb.edit_one edited in the kept run."""
+    for path in sorted((kb_dir / "ja").glob("synth-*.md")):
+        if "\n編集後の文書では" in path.read_text(encoding="utf-8"):
+            return path
+    sys.exit(f"--from: no document under {kb_dir}/ja holds the edited sentence (not a kept scale.py run?)")
+
+
+def _drop_previous(data: Path) -> None:
+    """Delete the generation the copy's first ingest replaced (kept for serving processes; there are none)."""
+    from bpo_assistant.ingest import store
+    from bpo_assistant.settings import Settings
+
+    settings = Settings(data_dir=str(data))
+    store.cleanup(settings, keep=json.loads((data / "CURRENT").read_text(encoding="utf-8"))["generation"])
 
 
 def table(r: dict) -> str:
@@ -180,12 +217,14 @@ def main() -> None:
     ap.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
     ap.add_argument("--keep", action="store_true", help="keep the temp kb and data dir (path in the JSON)")
     ap.add_argument("--edits", type=int, default=1, help="edit the document this many times (disk after the last)")
+    ap.add_argument("--from", dest="source", type=Path, help="a kept run's workdir (kb/, data/): copied, not ingested")
     ap.add_argument("--query-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.query_worker:
         query_worker(args.questions, args.suite)
         return
-    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep, max(1, args.edits))
+    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep, max(1, args.edits),
+                 args.source)
     print(table(result))
     print(json.dumps(result, ensure_ascii=False, default=str))
 
