@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import noun_forms, normalize, nouns, person_names, place_names, proper_nouns
+from .text import detect_lang, noun_forms, normalize, nouns, person_names, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 # 「単純な金額比較でいい？」 asks how to judge, not for an amount.
@@ -59,6 +59,8 @@ _ASKS_NAMES = re.compile(
     r"largest|biggest|most popular|leading (bpo )?(compan|vendor|provider)",
     re.I,
 )
+# Court cases (判例, 裁判例): the kb explains duties, not how courts ruled on them.
+_ASKS_CASE_LAW = re.compile(r"判例|裁判例|判決|訴訟|裁判で|court\s+(case|ruling|decision)s?|precedents?|lawsuits?|case\s+law", re.I)
 # Tax and stamp duty: the kb says nothing on how BPO fees are taxed or stamped.
 _ASKS_TAX = re.compile(r"税|印紙|仕入税額|インボイス|\btax|\bvat\b|stamp duty", re.I)
 _ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|article \d+|which article|civil code", re.I)
@@ -77,16 +79,24 @@ _ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取�
 # 「社内には誰を置く？」 asks for a role, which the kb answers: only an origin verb or a word for a person counts.
 _ASKS_PERSON = re.compile(
     r"誰が?(提唱|考案|発明|作っ|作り|始め|広め|名付け|生み出|言い出|最初に)|(提唱|考案|発明|発案|創始|命名)(者|した(人|学者|人物))|"
-    r"生みの親|(学者|人物|研究者)(は|って|の名前|を教えて)|"
+    r"生みの親|(学者|人物|研究者)(は|って|の名前|を教えて)|(提唱|考案|発明|命名|最初に|初めて)[^。？?]{0,12}(のは|は|って)(誰|だれ)|"
     r"who\s+(coined|invented|proposed|came\s+up\s+with|first\s+(used|proposed|described)|introduced|founded)|"
     r"which\s+(scholar|professor|author|researcher)", re.I)
 # Steps asked of a thing: a thing the kb mentions once (ゼロトラスト, in a list of security measures) has no
 # procedure there, whatever sentence retrieval brings.
 _ASKS_PROCEDURE = re.compile(r"手順|やり方|進め方|導入方法|設定方法|構築方法|作り方|ステップ|\bsteps?\b|"
                              r"how\s+to\s+(implement|set\s+up|roll\s+out|deploy|introduce|build)", re.I)
+# The full contents of a thing (「RFPに書くべき項目を全部リストアップして」, a template): a thing the kb mentions in a
+# sentence or two is named there, not itemised.
+_ASKS_CONTENTS = re.compile(r"書くべき(項目|こと|内容)|記載(すべき|する)?(項目|事項)|項目を(全部|すべて|全て|一覧)|リストアップ|"
+                            r"テンプレート|雛形|ひな形|記入例|記載例|書式|\btemplate|what\s+(should|must)\s+(go|be\s+included)\s+in",
+                            re.I)
 # A recommendation of a thing the kb never mentions (週末の過ごし方, ホテル), in a question with a word the kb lacks
 # (週末): 「初めてのBPOでおすすめの進め方は？」 uses only kb words and asks for the kb's own advice.
 _RECOMMENDS = re.compile(r"(?:おすすめ|オススメ|お勧め|お薦め)(?:の|な)([一-龥ぁ-んァ-ヶー]{2,}?)(?=は|を|が|って|ある|ない|教え|[、。？?！!]|$)")
+# The asker's own wellbeing (「担当者になってから毎日つらいです。どうしたらいい？」): personal advice, which the kb never gives.
+_PERSONAL = re.compile(r"(つら|辛)(い|くて|すぎ)|しんど|疲れ(て|た|る)|辞めたい|やめたい|転職|メンタル|落ち込|泣きたい|眠れな|"
+                       r"burn(ed|t)?\s*out|i('m|\s+am)\s+(so\s+)?(tired|exhausted|stressed|depressed)|quit\s+my\s+job", re.I)
 _COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
 
@@ -153,6 +163,8 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks who proposed or founded something; the kb names no people"
     if _ASKS_LAW.search(question):
         return "asks for a legal article the kb does not hold"
+    if _ASKS_CASE_LAW.search(question) and not _ASKS_CASE_LAW.search(evidence):
+        return "asks for court cases the kb does not hold"
     if _ASKS_SUBSIDY.search(question) and not _ASKS_SUBSIDY.search(evidence):
         return "asks about public subsidies the kb does not cover"
     if _ASKS_TAX.search(question) and not _ASKS_TAX.search(evidence):
@@ -163,7 +175,16 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
 def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> str | None:
     """Why no kb sentence can answer the question whatever is retrieved: it compares places the kb never names
     (「ベトナムとフィリピン、どっちが安い？」), asks about a statute no kb text names (「派遣法の規制は？」), or asks for
-    a case or price of a firm whose katakana name the kb never uses."""
+    a case or price of a firm whose katakana name the kb never uses. A name the kb never mentions (パソナ in
+    「トランスコスモスとパソナ、どっちがいい？」) is refused here, before the comparison tables and vetted answers,
+    which would otherwise answer a comparison of their own terms."""
+    names = [n for n in proper_nouns(question) if n not in vocab]
+    if names:
+        return f"names {names[0]!r}, which the kb does not mention"
+    if _PERSONAL.search(question) and not nouns(" ".join(
+            p for p in re.split(r"(?<=[。！？!?…])", question) if not _PERSONAL.search(p))):
+        # only when nothing but the feeling names a subject: 「締めがしんどいです。どんな業務を出せますか」 asks one
+        return "asks for personal advice, which the kb does not give"
     if ask := _ASKS_OF_A_FIRM.search(question):
         before = question[: ask.start()]
         for word in _KATAKANA_RUN.findall(before) + _ACRONYM.findall(before):
@@ -175,7 +196,7 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
             and not any(m.group(1) in t for t in kb_texts())):
         return f"asks for a recommendation of {m.group(1)!r}, which the kb does not cover"
     if thing := passing_mention(question, kb_texts):
-        return f"asks for the steps of {thing!r}, which the kb mentions only in passing"
+        return f"asks for the steps or contents of {thing!r}, which the kb mentions only in passing"
     if (m := _BROADCAST.search(question)) and not any(m.group(0) in t for t in kb_texts()):
         return "asks about broadcasting (the other BPO, 放送倫理・番組向上機構), which the kb does not cover"
     places = [p for p in place_names(question) if p not in vocab]
@@ -213,18 +234,23 @@ def unnamed_thing(question: str, vocab) -> str | None:
 
 
 def passing_mention(question: str, kb_texts) -> str | None:
-    """The thing a procedure question asks about when the kb mentions it exactly once: one sentence cannot hold the
-    steps of 「ゼロトラストを社内に導入する手順」. Counted over headings and texts, so a section's own subject is
-    never "in passing"."""
-    if not _ASKS_PROCEDURE.search(question):
+    """The thing a procedure question asks about when the kb mentions it once (one sentence cannot hold the steps
+    of 「ゼロトラストを社内に導入する手順」), or a contents question about a thing mentioned at most twice. Counted
+    over the headings and texts in the question's language, so a section's own subject is never "in passing"."""
+    if _ASKS_PROCEDURE.search(question):
+        most = 1
+    elif _ASKS_CONTENTS.search(question):
+        most = 2
+    else:
         return None
-    texts = [t.lower() for t in kb_texts()]
+    lang = detect_lang(question)
+    texts = [t.lower() for t in kb_texts() if detect_lang(t) == lang]
     for _lemma, surface in noun_forms(question):
         thing = surface.lower()
         # a term, not a deverbal word (選び of 委託先選び carries hiragana) or a pointer
         if len(thing) < 2 or thing in POINTER_NOUNS or _ASKS_PROCEDURE.search(thing) or re.search(r"[\u3041-\u309f]", thing):
             continue
-        if sum(t.count(thing) for t in texts) == 1:
+        if 1 <= sum(t.count(thing) for t in texts) <= most:
             return surface
     return None
 

@@ -48,7 +48,7 @@ INTENTS: dict[str, tuple[re.Pattern, re.Pattern]] = {
     ),
     "premise": (  # 「結局コスト削減でしょ？」「任せっきりで大丈夫ですよね？」: a belief to confirm or correct
         re.compile(r"でしょ[？?]|でしょ$|よね[？?]|よね$|のでは[？?]|のでは$|じゃないの|んじゃない|にすぎない|所詮|しょせん|"
-                   r"大丈夫|楽できる|理解で(OK|ok|いい|合って|あって)|という理解|ってことで(いい|OK)|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
+                   r"大丈夫|楽できる|理解で(OK|ok|いい|合って|あって)|という理解|ってことで(いい|OK)|ってこと([？?]|$|ですか|でしょうか|だよね)|任せっきり|任せきり|任せにして|てよいのでしょうか|ていいの[？?]|isn't\s+it|"
                    r"aren't\s+they|\bjust\s+(a|an|about)\b|\bonly\s+about\b|\bbasically\b|"
                    r"is\s+it\s+(ok|fine|safe)\s+to|\b(can|could)\s+(i|we)\s+just\b|forget\s+about\s+it|"
                    r"\bjust\s+(hand|leave|outsource|farm)", re.I),
@@ -79,7 +79,7 @@ def is_small_talk(text: str) -> bool:
 
 
 # A belief that belittles (「しょせんコストカットでしょ」 "just a way to cut headcount"): the kb corrects these.
-DISMISSIVE = re.compile(r"しょせん|所詮|にすぎない|に過ぎない|だけでしょ|だけじゃ(ない|ん)の|\bjust\s+(a|an|about)\b|"
+DISMISSIVE = re.compile(r"しょせん|所詮|にすぎない|に過ぎない|だけでしょ|だけじゃ(ない|ん)の|単なる|ただの|\bjust\s+(a|an|about)\b|"
                         r"\bonly\s+about\b|\bbasically\s+just\b|\bnothing\s+more\s+than\b", re.I)
 
 # A hint after the question (「BPOって何？外部委託のやつ」): what the user thinks the thing is, not a second topic. Routed

@@ -156,6 +156,10 @@ _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
 _CAPITALISED_ANYWHERE = re.compile(r"(?<![A-Za-z])([A-Z][a-z]{2,})(?![A-Za-z])")
 
 
+# 「BPO けいやく 種類」: MeCab reads a kana-typed word's piece (けい) as a given name; names are not typed in hiragana.
+_ALL_HIRAGANA = re.compile(r"[\u3041-\u309fー]+")
+
+
 def proper_nouns(text: str) -> list[str]:
     """Names: MeCab's 固有名詞 other than places (トヨタ, パソナ) and capitalised Latin words that do not start a sentence
     (Toyota, Accenture). Lower-cased like the kb vocabulary, so a name the kb uses (BPO, アジア) can be told apart."""
@@ -165,7 +169,7 @@ def proper_nouns(text: str) -> list[str]:
     # One kanji is no name: MeCab reads 高 in 「レベル低・中・高」 as a surname.
     out = [w.surface.lower() for w in _tagger()(text)
            if getattr(w.feature, "pos2", "") == "固有名詞" and getattr(w.feature, "pos3", "") != "地名"
-           and len(w.surface) > 1]
+           and len(w.surface) > 1 and not _ALL_HIRAGANA.fullmatch(w.surface)]
     # A capital opening an English sentence is grammar; opening a Japanese one (「Pythonで…」) it is a name.
     latin = _CAPITALISED_ANYWHERE if _KANA.search(text) else _CAPITALISED
     out += [m.group(1).lower() for m in latin.finditer(text.strip()) if m.group(1).lower() not in HOME_EN]

@@ -380,3 +380,26 @@ def test_a_hint_after_the_question_is_not_routed_on():
     assert drop_hint("SLAって何？契約で決めるやつだっけ？") == "SLAって何？"
     assert drop_hint("BPOって何？ITOとの違いも知りたい") == "BPOって何？ITOとの違いも知りたい"  # a second question
     assert drop_hint("外部委託のやつ") == "外部委託のやつ"  # nothing else asks
+
+
+def test_names_court_cases_personal_advice_and_itemised_contents_are_refused_but_context_is_not():
+    from bpo_assistant.gate import asks_for_missing_type, foreign_subject
+
+    vocab = {"bpo", "担当", "者", "毎日", "人事", "業務", "締め", "rfp", "項目", "善管", "注意", "義務", "けいやく", "種類"}
+    texts = ["業者選定 RFP(提案依頼書)で要件を示します。", "契約 善管注意義務を負います。善管注意義務は重要です。"]
+    kb_texts = lambda: iter(texts)  # noqa: E731
+    assert "パソナ" in foreign_subject("トランスコスモスとパソナのBPO、どっちがいい？", vocab, kb_texts)
+    assert "personal" in foreign_subject("BPOの担当者になってから毎日つらいです。どうしたらいいですか", vocab, kb_texts)
+    assert foreign_subject("人事が2人で毎月の締めがしんどいです。人事だとどんな業務をBPOに出せますか", vocab, kb_texts) is None
+    assert "rfp" in foreign_subject("RFPに書くべき項目を全部リストアップして", vocab, kb_texts).lower()
+    assert foreign_subject("BPO けいやく 種類", vocab, kb_texts) is None  # けい is no given name
+    assert "court" in asks_for_missing_type("善管注意義務違反で損害賠償が認められた判例を教えて", "善管注意義務を負います。")
+    assert "people" in asks_for_missing_type("BPOという言葉を最初に使ったのは誰？", "BPOは経営手法です。")
+
+
+def test_a_belittling_belief_is_corrected_not_confirmed():
+    from bpo_assistant.phrasebook import DISMISSIVE, intents
+
+    assert DISMISSIVE.search("BPOって単なるコストカットの手段ですよね？")
+    assert "premise" in intents("結局BPOってただのコスト削減手段ってこと？")
+    assert "premise" not in intents("BPOって何をすること？")
