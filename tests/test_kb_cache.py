@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bpo_assistant import kbcache
-from bpo_assistant.kbfiles import load_kb_docs, scan_kb
+from bpo_assistant.kbcache import scan_kb
+from bpo_assistant.kbfiles import load_kb_docs
 from bpo_assistant.limits import Limits
 from conftest import write_doc
 
@@ -130,3 +131,13 @@ def test_an_unwritable_data_dir_still_loads_and_says_why(tmp_path, settled):
     data.write_text("a file where the data dir should be", "utf-8")
     scan = scan_kb(kb, cache_dir=data)
     assert ("ja", "doc") in scan.docs and "not written" in scan.reason
+
+
+def test_a_start_that_parses_says_why_in_the_log(tmp_path, settled, caplog):
+    kb, data = tmp_path / "kb", tmp_path / "data"
+    write_doc(kb, "ja", "doc", {"a": "本文です。"})
+    with caplog.at_level("INFO", logger="bpo_assistant.kbfiles"):
+        load_kb_docs(kb, cache_dir=data)
+        load_kb_docs(kb, cache_dir=data)
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["kb files: 1 parsed, 0 from kb-docs.cache (no kb-docs.cache yet)"]
