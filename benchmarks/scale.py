@@ -37,14 +37,18 @@ THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS
 
 
 def disk_mb(path: Path) -> float:
-    """Allocated size, as `du` counts it: preallocated index files cost disk whether or not they are full."""
-    total = 0
+    """Allocated size, as `du` counts it: preallocated index files cost disk whether or not they are full, and a
+    file hard-linked into several generations (bpo_assistant/records.py) costs it once."""
+    total, seen = 0, set()
     for folder, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                st = os.lstat(os.path.join(folder, name))
             except FileNotFoundError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total / 2**20
 
 
@@ -87,7 +91,18 @@ def query_worker(questions: int, suite: str) -> None:
     cases = load_cases(suite)[:questions]
     lat = measure(lambda q, h: assistant.ask(q, h), cases)
     print(json.dumps({"questions": len(lat), "p50_ms": statistics.median(lat), "p95_ms": percentile(lat, 0.95),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_rss_parts()}))
+
+
+def _rss_parts() -> dict:
+    """Resident memory now, split: anonymous (this process's own) and file-backed (mapped files such as the
+    vector store, whose pages every process mapping them shares). Linux only; empty elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return {}
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith(("RssAnon", "RssFile"))}
+    return {"rss_anon_mb": kb.get("RssAnon", 0) / 1024, "rss_file_mb": kb.get("RssFile", 0) / 1024}
 
 
 def edit_again(path: Path, n: int) -> None:
@@ -198,7 +213,9 @@ def table(r: dict) -> str:
         ("  its stages s (ingest --json timings)", " ".join(f"{k} {v:.1f}" for k, v in r["edit_reingest_stages_s"].items())),
         ("process start → first answer s", f"{r['first_answer_s']:.2f}"),
         (f"warm answer p50 / p95 ms (n={r['questions']})", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}"),
-        ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"),
+        ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"
+                                      + (f" (at the end: anonymous {r['rss_anon_mb']:.0f}, file-backed {r['rss_file_mb']:.0f})"
+                                         if "rss_anon_mb" in r else "")),
         ("data dir MB before → after the edit", f"{r['data_mb_before_edit']:.0f} → {r['data_mb_after_edit']:.0f}"),
     ]
     if r["edits"] > 1:

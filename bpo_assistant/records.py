@@ -8,8 +8,8 @@ A document's shard is a hash of its manifest key, so it never moves. An ingest w
 documents changed and hard-links the others from the previous generation: a one-document edit at 100k chunks
 wrote 160 MB of chunks.jsonl and sentences.jsonl before, and the two live generations held two copies; now it
 writes one shard of SHARDS, and the disk holds one copy of the rest (a hard link is freed with its last name).
-A shard file is never changed in place (a new one is written beside it and renamed by the new generation only),
-so a linked file an older generation reads stays what it was.
+A shard file is never changed in place (a changed shard is a new file in the new generation's directory), so a
+linked file an older generation reads stays what it was; where hard links fail, the shard is written instead.
 
 Index order is the documents' keys sorted, each document's records in its order: what ingest assembles, whether
 from scratch or from an edit, so both give the same index.
@@ -41,7 +41,7 @@ def write(gdir: Path, docs: dict[str, tuple[list[Chunk], list[Sentence]]], prev:
           changed: set[str]) -> dict:
     """Write `docs` (key -> its chunks and sentences) as shards under gdir; a shard none of whose keys is in
     `changed` and whose keys are those of `prev`'s shard is linked from `prev` (a generation directory).
-    Returns {"written": n, "linked": n}, for meta.json."""
+    Returns {"shards": n, "written": n, "linked": n}, for meta.json."""
     out = gdir / DIR
     out.mkdir(parents=True, exist_ok=True)
     by_shard: dict[str, list[str]] = {}
@@ -54,9 +54,13 @@ def write(gdir: Path, docs: dict[str, tuple[list[Chunk], list[Sentence]]], prev:
     for shard, keys in sorted(by_shard.items()):
         path = out / f"{shard}.jsonl"
         if prev is not None and old.get(shard) == keys and not changed.intersection(keys):
-            os.link(prev / DIR / f"{shard}.jsonl", path)
-            linked += 1
-            continue
+            try:
+                os.link(prev / DIR / f"{shard}.jsonl", path)
+            except OSError:  # a file system without hard links (or the shard gone): write it, as below
+                pass
+            else:
+                linked += 1
+                continue
         text = "".join(dumps({"key": k, "chunks": _encode(docs[k][0], cn),
                               "sentences": _encode(docs[k][1], sn)}) + "\n" for k in keys)
         with open(path, "w", encoding="utf-8") as fh:

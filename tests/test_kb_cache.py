@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bpo_assistant import kbcache
-from bpo_assistant.kbfiles import load_kb_docs, scan_kb
+from bpo_assistant.kbcache import scan_kb
+from bpo_assistant.kbfiles import load_kb_docs
 from bpo_assistant.limits import Limits
 from conftest import write_doc
 
@@ -130,3 +131,36 @@ def test_an_unwritable_data_dir_still_loads_and_says_why(tmp_path, settled):
     data.write_text("a file where the data dir should be", "utf-8")
     scan = scan_kb(kb, cache_dir=data)
     assert ("ja", "doc") in scan.docs and "not written" in scan.reason
+
+
+def test_a_start_that_parses_says_why_in_the_log(tmp_path, settled, caplog):
+    kb, data = tmp_path / "kb", tmp_path / "data"
+    write_doc(kb, "ja", "doc", {"a": "本文です。"})
+    with caplog.at_level("INFO", logger="bpo_assistant.kbfiles"):
+        load_kb_docs(kb, cache_dir=data)
+        load_kb_docs(kb, cache_dir=data)
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["kb files: 1 parsed, 0 from kb-docs.cache (no kb-docs.cache yet)"]
+
+
+def test_a_start_keeps_the_cache_in_the_data_dir_and_sees_kb_edits(fake_settings):
+    """The query process's load (knowledge.load_knowledge) uses the cache, and an edit made between two starts is
+    in the second start's kb_docs, as without a cache."""
+    from bpo_assistant.embeddings import make_embedder
+    from bpo_assistant.index import load_index
+    from bpo_assistant.ingest.pipeline import run_ingest
+    from bpo_assistant.knowledge import load_knowledge
+
+    kb = Path(fake_settings.kb_dir)
+    write_doc(kb, "ja", "bpo-overview", {"definition": "BPOは業務を外部に任せる手法です。"})
+    write_doc(kb, "en", "bpo-overview", {"definition": "BPO hands a process to a provider."})
+    run_ingest(fake_settings, progress=False)
+    embedder = make_embedder(fake_settings.embedder, fake_settings)
+    index = load_index(fake_settings, embedder)
+    first = load_knowledge(fake_settings, embedder, index)
+    assert (Path(fake_settings.data_dir) / kbcache.FILE).exists()
+    write_doc(kb, "ja", "bpo-overview", {"definition": "BPOは業務プロセスの外部委託です。"})
+    second = load_knowledge(fake_settings, embedder, index)
+    assert first.kb_docs[("ja", "bpo-overview")].sections[0].text == "BPOは業務を外部に任せる手法です。"
+    assert second.kb_docs[("ja", "bpo-overview")].sections[0].text == "BPOは業務プロセスの外部委託です。"
+    assert (second.kb_docs, [str(e) for e in second.kb_errors]) == _plain(*load_kb_docs(kb))

@@ -17,6 +17,12 @@ with no event pending, on the server's event loop (where the queue mutates them)
 What the soak still shows after that is not held state: a tracemalloc probe (500 sessions, 1,000 questions,
 snapshots at start and after they left) found Python's live objects +0.1 MB and glibc's in-use bytes +1.7 MB
 for +12.4 MB of RSS, and four 5,000-question soaks ended at 371-381 MB whatever their start (303-355 MB).
+Where the rest lives (benchmarks/soak.py prints it by mapping): 3-5 MB is pages of the tokeniser's 188 MB
+dictionary file (unidic sys.dic, mmapped: clean, shared with every process that maps it, and growing as any of
+them reads more of it); the other 10-11 MB is allocator heap, the same with PYTHONMALLOC=malloc (+12.9, +15.3,
++15.1 MB; Python's own arenas: +16.0), so it is not pymalloc arenas pinned by a few survivors, and no re-exec
+under another allocator is worth it. The soak without the HTTP API and the question log (--chat-only) grows as
+much (+15.7 MB, under PYTHONMALLOC=malloc as the runs above), so neither they nor the SQLite pool hold it.
 """
 
 from __future__ import annotations
