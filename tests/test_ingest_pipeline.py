@@ -564,11 +564,15 @@ def test_edits_past_the_rewrite_share_write_a_new_base(fake_settings, monkeypatc
     assert_consistent(fake_settings)
 
 
-KILL_AT_SWAP = ("import os, signal, sys\n"
-                "import bpo_assistant.ingest.store as store\n"
-                "store.swap_current = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the writes\n"
-                "from bpo_assistant.cli import main\n"
-                "sys.exit(main(['ingest', '--quiet']))\n")
+KILL_AT_SWAP = ("import bpo_assistant.ingest.store as store\n"
+                "store.swap_current = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the writes\n")
+
+
+def killed_ingest(settings, patch: str) -> subprocess.CompletedProcess:
+    """`bpo-assistant ingest` in a new process with `patch` applied first (it SIGKILLs the process somewhere)."""
+    script = f"import os, signal, sys\n{patch}from bpo_assistant.cli import main\nsys.exit(main(['ingest', '--quiet']))\n"
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=_subprocess_env(settings),
+                          capture_output=True, timeout=300)
 
 
 def test_killed_between_write_and_swap_the_previous_generation_answers_and_orphans_go(fake_settings):
@@ -576,8 +580,7 @@ def test_killed_between_write_and_swap_the_previous_generation_answers_and_orpha
     first = ingest(fake_settings)
     before = our_collections(fake_settings)
     edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
-    proc = subprocess.run([sys.executable, "-c", KILL_AT_SWAP], cwd=REPO_ROOT, env=_subprocess_env(fake_settings),
-                          capture_output=True, timeout=300)
+    proc = killed_ingest(fake_settings, KILL_AT_SWAP)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     orphans = set(our_collections(fake_settings)) - set(before)
     assert len(orphans) == 1 and stored_ids(fake_settings) - record_ids(fake_settings)
@@ -596,8 +599,7 @@ def test_killed_between_write_and_swap_the_previous_generation_answers_and_orpha
 
     # killed again, then the edit for real: a clean generation, the orphan gone
     edit(fake_settings, DOCS, ("ja", "itaku"), "penguin", "キリンの例では人事を委託します。")
-    assert subprocess.run([sys.executable, "-c", KILL_AT_SWAP], cwd=REPO_ROOT, env=_subprocess_env(fake_settings),
-                          capture_output=True, timeout=300).returncode == -9
+    assert killed_ingest(fake_settings, KILL_AT_SWAP).returncode == -9
     after = ingest(fake_settings)
     assert after.written and after.changed == 1
     assert_consistent(fake_settings)

@@ -10,19 +10,16 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 from conftest import write_doc
-from test_ingest_pipeline import (_subprocess_env, assert_consistent, assert_previous_serves, ingest, read_meta,
+from test_ingest_pipeline import (assert_consistent, assert_previous_serves, ingest, killed_ingest, read_meta,
                                   write_kb)
 
 from bpo_assistant import records, vecstore
 from bpo_assistant.embeddings import FakeEmbeddings
 from bpo_assistant.index import current_generation, generation_dir, load_index
 from bpo_assistant.ingest.chunking import embed_text
-from bpo_assistant.settings import REPO_ROOT
 
 
 def _files(settings) -> dict[str, int]:
@@ -99,15 +96,12 @@ def test_the_query_side_maps_the_vectors_and_copies_none(fake_settings):
     assert isinstance(by_lang["ja"][1], vecstore.LiveRows)
 
 
-KILL_AFTER_ROWS = ("import os, signal, sys\n"
-                   "import bpo_assistant.ingest.rows as rows\n"
+KILL_AFTER_ROWS = ("import bpo_assistant.ingest.rows as rows\n"
                    "real = rows.save\n"
                    "def save(*a, **k):\n"
                    "    real(*a, **k)\n"
                    "    os.kill(os.getpid(), signal.SIGKILL)  # rows appended, meta.json not written\n"
-                   "rows.save = save\n"
-                   "from bpo_assistant.cli import main\n"
-                   "sys.exit(main(['ingest', '--quiet']))\n")
+                   "rows.save = save\n")
 
 
 def test_rows_a_killed_ingest_appended_are_never_read_and_cut_off_next_time(fake_settings):
@@ -115,8 +109,7 @@ def test_rows_a_killed_ingest_appended_are_never_read_and_cut_off_next_time(fake
     first = ingest(fake_settings)
     files = _files(fake_settings)
     _edit(fake_settings, 1)
-    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_ROWS], cwd=REPO_ROOT, env=_subprocess_env(fake_settings),
-                          capture_output=True, timeout=300)
+    proc = killed_ingest(fake_settings, KILL_AFTER_ROWS)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     grown = {n: s for n, s in _sizes(fake_settings).items() if n in files and s > files[n] * 32 * 4}
     assert grown  # the killed run appended its rows past what the current generation relies on
