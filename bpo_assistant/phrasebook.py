@@ -151,3 +151,95 @@ def compound_parts(question: str) -> tuple[str, ...]:
         if len(parts) == 2 and all(len(p) >= 2 for p in parts):
             return parts
     return ()
+
+
+# ---- What the kb cannot answer (gate.py): the kinds of thing a question asks for, and the evidence that answers them.
+# The kb states no prices, market sizes, vendor names, statute numbers, people or court cases; gate.py pairs each ask
+# with what its evidence must show.
+# Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
+# 「単純な金額比較でいい？」 asks how to judge, not for an amount.
+ASKS_MONEY = re.compile(
+    r"いくら|何円|何万円|何億|何兆|金額(?!比較|の比較|だけ|のみ)|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|上限額|株価|銘柄|"
+    r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|stock price|share price|"
+    r"(usual|typical|average|standard|normal)\s+(\w+\s+)?(fee|price|cost|rate)s?\b",
+    re.I,
+)
+MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
+ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|成長率|伸び率|CAGR|シェアは|シェアを|percent|percentage|what share|"
+                           r"growth rate|market share", re.I)
+# Public subsidies (補助金, 助成金): the kb names none.
+ASKS_SUBSIDY = re.compile(r"補助金|助成金|給付金|subsid|\bgrants?\b", re.I)
+# What one named firm did or charges (「トランスコスモスの導入事例」): asked of a katakana word the kb never uses, that
+# word is a company name MeCab does not know (it splits トランスコスモス into two common nouns).
+# Only a long word before the ask counts: short loanwords (パターン, プラン) are ordinary words the kb happens not to use.
+ASKS_OF_A_FIRM = re.compile(r"事例|実績|料金|評判|口コミ|サービス内容|株価|年収|case stud|reviews?", re.I)
+KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{4,}")
+# Capital-letter firm names (NTT, KDDI, IBM): the kb's own acronyms (BPO, RPA, SLA) are found in its texts.
+ACRONYM = re.compile(r"(?<![A-Za-z])[A-Z]{2,}[A-Za-z0-9]*(?![A-Za-z])")
+# The other BPO: 放送倫理・番組向上機構 (Broadcasting Ethics & Program Improvement Organization) judges programmes.
+BROADCAST = re.compile(r"放送|番組|テレビ|ラジオ|視聴者|broadcast|television|\bTV\b|programme", re.I)
+ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
+ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
+# "How long does a BPO contract last" asks for years; "how long does it take to get … up and running" asks for the
+# lead time the kb states (3–4 months), so only "how long <it> runs/lasts" counts.
+ASKS_YEARS = re.compile(r"何年|how many years|how long (does|do|will|would|can|should) [\w\s-]{1,30}? (run|last)s?\b",
+                         re.I)
+# A contract's length (最低契約期間): the kb states no contract terms; evidence must show a number of months or years.
+ASKS_TERM = re.compile(r"契約期間|最低契約|契約年数|契約の期間|contract (term|period|length|duration)|minimum (term|period)",
+                        re.I)
+# …and a length said of the contract itself: 「運用開始まで3〜4ヶ月」 is a lead time, not a term.
+TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|\d+[-\s]*(year|month)s?[^.]{0,20}(contract|term)", re.I)
+YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
+ASKS_NAMES = re.compile(
+    r"おすすめの(会社|企業|ベンダー|業者|ツール|製品|ソフト)|"
+    r"(ツール|製品|ソフト)を\d+つ|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
+    r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top (\d+|three|five|ten)\b|ranking|recommend (a|some) (vendor|compan)|"
+    r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
+    r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ(?!まで)|"
+    r"どこが(一番|いちばん|おすすめ)|(どの|どこの|どっちの|どちらの)国|which countr|"
+    r"largest|biggest|most popular|leading (bpo )?(compan|vendor|provider)",
+    re.I,
+)
+# Court cases (判例, 裁判例): the kb explains duties, not how courts ruled on them.
+ASKS_CASE_LAW = re.compile(r"判例|裁判例|判決|訴訟|裁判で|court\s+(case|ruling|decision)s?|precedents?|lawsuits?|case\s+law", re.I)
+# Tax and stamp duty: the kb says nothing on how BPO fees are taxed or stamped.
+ASKS_TAX = re.compile(r"税|印紙|仕入税額|インボイス|\btax|\bvat\b|stamp duty", re.I)
+ASKS_LAW = re.compile(r"何\s*条|第\s*\d+\s*条|条文|民法|法律の条|article \d+|which article|civil code", re.I)
+# A statute by name (派遣法, 下請法, 個人情報保護法): the kb names none, so evidence must name the same one. Words that
+# merely end in 法 (方法, 手法) and 法人/法令/法律/法務 are not statutes; 「法律で必ず請負に…」 is a premise to answer.
+STATUTE = re.compile(r"[一-龥]{1,10}法(?![人令律務的則案])")
+NOT_STATUTE = ("方法", "手法", "用法", "文法", "技法", "製法", "工法", "作法", "療法", "論法", "寸法", "話法", "兵法",
+                "魔法", "加法", "減法", "乗法", "除法", "解法", "戦法", "仕法", "筆法", "算法")
+# A detail (cost, time, procedure, criteria) asked of something: the detail words are kb words (費用, 期間, 手順), so
+# the share of known nouns passes even when the thing itself is one the kb never names (see unnamed_thing).
+# 方法 and やり方 are left out: 「コストカットのための方法にすぎない？」 is a belief, not a request for steps.
+ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取得|申請|基準|条件|要件|"
+                          r"\bcosts?\b|how long|\bsteps?\b|procedure|criteria|requirements?|how (do|can) (we|i) (get|obtain)",
+                          re.I)
+# Who coined, proposed or founded something: the kb names no people, so evidence must show a personal name.
+# 「社内には誰を置く？」 asks for a role, which the kb answers: only an origin verb or a word for a person counts.
+ASKS_PERSON = re.compile(
+    r"誰が?(提唱|考案|発明|作っ|作り|始め|広め|名付け|生み出|言い出|最初に)|(提唱|考案|発明|発案|創始|命名)(者|した(人|学者|人物))|"
+    r"生みの親|(学者|人物|研究者)(は|って|の名前|を教えて)|(提唱|考案|発明|命名|最初に|初めて)[^。？?]{0,12}(のは|は|って)(誰|だれ)|"
+    r"who\s+(coined|invented|proposed|came\s+up\s+with|first\s+(used|proposed|described)|introduced|founded)|"
+    r"which\s+(scholar|professor|author|researcher)", re.I)
+# Steps asked of a thing: a thing the kb mentions once (ゼロトラスト, in a list of security measures) has no
+# procedure there, whatever sentence retrieval brings.
+ASKS_PROCEDURE = re.compile(r"手順|やり方|進め方|導入方法|設定方法|構築方法|作り方|ステップ|\bsteps?\b|"
+                             r"how\s+to\s+(implement|set\s+up|roll\s+out|deploy|introduce|build)", re.I)
+# The full contents of a thing (「RFPに書くべき項目を全部リストアップして」, a template): a thing the kb mentions in a
+# sentence or two is named there, not itemised.
+ASKS_CONTENTS = re.compile(r"書くべき(項目|こと|内容)|記載(すべき|する)?(項目|事項)|項目を(全部|すべて|全て|一覧)|リストアップ|"
+                            r"テンプレート|雛形|ひな形|記入例|記載例|書式|\btemplate|what\s+(should|must)\s+(go|be\s+included)\s+in",
+                            re.I)
+# A recommendation of a thing the kb never mentions (週末の過ごし方, ホテル), in a question with a word the kb lacks
+# (週末): 「初めてのBPOでおすすめの進め方は？」 uses only kb words and asks for the kb's own advice.
+RECOMMENDS = re.compile(r"(?:おすすめ|オススメ|お勧め|お薦め)(?:の|な)([一-龥ぁ-んァ-ヶー]{2,}?)(?=は|を|が|って|ある|ない|教え|[、。？?！!]|$)")
+# The asker's own wellbeing (「担当者になってから毎日つらいです。どうしたらいい？」): personal advice, which the kb never gives.
+PERSONAL = re.compile(r"(つら|辛)(い|くて|すぎ)|しんど|疲れ(て|た|る)|辞めたい|やめたい|転職|メンタル|落ち込|泣きたい|眠れな|"
+                       r"burn(ed|t)?\s*out|i('m|\s+am)\s+(so\s+)?(tired|exhausted|stressed|depressed)|quit\s+my\s+job", re.I)
+COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
+
+# Nouns that only point at something said before (「その人」「3つ目のやつ」「その辺の話」): they carry no subject,
+# so a follow-up made of them is judged by what it points at, not refused for using words the kb lacks.
+POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 役割 役目 中身 意味 前者 後者".split())
