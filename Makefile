@@ -46,14 +46,21 @@ chat: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest --quiet || test $$? -eq 1
 	$(VENV)/bin/bpo-assistant chat --host 127.0.0.1 --port 7860
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (`make test TEST_WORKERS=0` runs it in one process): much of
+# its time is waiting on servers, browsers and subprocesses, so two workers take about two thirds of it on 2 cores.
+# loadgroup keeps the tests of a module with a module-scoped fixture on one worker; --no-loadscope-reorder keeps the
+# order tests/conftest.py gives them (the real-kb ingest starts at once, slow tests before quick ones).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 ingest: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest

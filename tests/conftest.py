@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from bpo_assistant.settings import OFFLINE_ENV, REPO_ROOT, Settings
+from ports import free_port  # noqa: F401 - the test modules import it from here
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 ARTIFACTS = REPO_ROOT / "artifacts"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback for servers the tests start (chroma run, Gradio)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc, what: str, limit_s: float = 60.0, log: Path | None = None,
@@ -178,7 +170,33 @@ def pytest_collection_modifyitems(config, items):
         group = _xdist_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-    if hasattr(config, "workerinput"):
-        # The workers take tests in this order: the slow ones (servers, browsers, the wheel install) first, so that
-        # the run does not end with one worker still on a minutes-long test while the other sits idle.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if hasattr(config, "workerinput"):  # every worker collects, and sorts, alike; the controller checks they agree
+        items[:] = _work_order(items)
+
+
+def _work_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The order the xdist workers take tests in (run with --no-loadscope-reorder, so it is kept).
+
+    Two things decide how long the run takes on two workers. The real-kb ingest (real_settings, minutes at load)
+    is done by the first worker to need it while any other needing it waits on the lock, so one unit that needs it
+    goes first, and the tests that do not need it come next, for the other worker to work through meanwhile. And
+    the run must not end with one worker still on a minutes-long test while the other sits idle, so in each part the
+    slow tests (servers, browsers, the wheel install) come before the quick ones. A module's grouped tests (one unit)
+    get one key and keep their order."""
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(_xdist_group(item) or item.nodeid, []).append(item)
+
+    def needs_index(unit):
+        return any("real_settings" in item.fixturenames for item in unit)
+
+    def slow(unit):
+        return any(item.get_closest_marker("slow") is not None for item in unit)
+
+    ordered = sorted(units.values(), key=lambda unit: (needs_index(unit), not slow(unit)))
+    builders = [unit for unit in ordered if needs_index(unit)]
+    if builders:  # the biggest slow one that needs the index, so the build starts with the run
+        first = max(builders, key=lambda unit: (slow(unit), len(unit)))
+        ordered.remove(first)
+        ordered.insert(0, first)
+    return [item for unit in ordered for item in unit]
