@@ -153,50 +153,35 @@ def pytest_unconfigure(config):
     os.environ["BPO_TEST_POSTGRES_URL"] = url
 
 
-# Under `make test` (pytest-xdist, --dist loadgroup) tests spread over the workers one by one, except that the tests
-# of a module with a module-scoped fixture (a server, a browser, a small index) run on one worker, which builds the
-# fixture once as a plain run does.
-def _xdist_group(item: pytest.Item) -> str | None:
-    defs = getattr(item, "_fixtureinfo", None)
-    if defs is not None and any(d.scope in ("module", "class", "package")
-                                for ds in defs.name2fixturedefs.values() for d in ds):
-        return item.nodeid.split("::", 1)[0]
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
     if hasattr(config, "workerinput"):  # every worker collects, and sorts, alike; the controller checks they agree
         items[:] = _work_order(items)
 
 
 def _work_order(items: list[pytest.Item]) -> list[pytest.Item]:
-    """The order the xdist workers take tests in (run with --no-loadscope-reorder, so it is kept).
+    """The order the xdist workers take test modules in (`make test`: --dist loadfile --no-loadscope-reorder).
 
-    Two things decide how long the run takes on two workers. The real-kb ingest (real_settings, minutes at load)
-    is done by the first worker to need it while any other needing it waits on the lock, so one unit that needs it
-    goes first, and the tests that do not need it come next, for the other worker to work through meanwhile. And
-    the run must not end with one worker still on a minutes-long test while the other sits idle, so in each part the
-    slow tests (servers, browsers, the wheel install) come before the quick ones. A module's grouped tests (one unit)
-    get one key and keep their order."""
-    units: dict[str, list[pytest.Item]] = {}
+    A module is one unit of work, run on one worker, so its module-scoped fixtures (a server, a browser, a small
+    index) are built once as in a plain run. Two things decide how long the run takes on two workers. The real-kb
+    ingest (real_settings, minutes at load) is done by the first worker to need it while any other needing it waits
+    on the lock, so one module that needs it goes first and the modules that do not come next, for the other worker
+    to work through meanwhile. And the run must not end with one worker still on minutes of browser tests while the
+    other sits idle, so in each part the modules with slow tests (servers, browsers, the wheel install) come before
+    the quick ones. Within a module the order is pytest's."""
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        units.setdefault(_xdist_group(item) or item.nodeid, []).append(item)
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
 
-    def needs_index(unit):
-        return any("real_settings" in item.fixturenames for item in unit)
+    def needs_index(module):
+        return any("real_settings" in item.fixturenames for item in module)
 
-    def slow(unit):
-        return any(item.get_closest_marker("slow") is not None for item in unit)
+    def slow(module):
+        return sum(item.get_closest_marker("slow") is not None for item in module)
 
-    ordered = sorted(units.values(), key=lambda unit: (needs_index(unit), not slow(unit)))
-    builders = [unit for unit in ordered if needs_index(unit)]
-    if builders:  # the biggest slow one that needs the index, so the build starts with the run
-        first = max(builders, key=lambda unit: (slow(unit), len(unit)))
-        ordered.remove(first)
-        ordered.insert(0, first)
-    return [item for unit in ordered for item in unit]
+    ordered = sorted(modules.values(), key=lambda module: (needs_index(module), -slow(module)))
+    builders = [module for module in ordered if needs_index(module)]
+    if builders:  # the index is wanted by the module with the most slow tests: it starts the build with the run
+        first = max(builders, key=slow)
+        ordered = [first] + [module for module in ordered if module is not first]
+    return [item for module in ordered for item in module]
