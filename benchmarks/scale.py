@@ -7,6 +7,10 @@ Ingest runs as `bpo-assistant ingest` in a new process and the questions in anot
 count, and each process's CPU time and memory are its own. Threads are pinned to one per process (OMP etc.), so
 the figures do not depend on how busy the other core is. `--edits N` edits that document N times (a new
 sentence each time) and reports the data dir after the last edit too: the store must not grow across edits.
+`--from WORKDIR` starts from a copy of a kept run (its kb/ and data/, never changed) instead of a full ingest, so
+the edit figures of a 100k kb take minutes, not the half hour of its ingest: the copy is first ingested once with
+one edit (which also rewrites an index of an older layout), the generation that replaces is dropped so the
+"before" size is that of one generation, as after a full ingest, and then the edits are timed.
 Prints a table and, last, one JSON object.
 """
 
@@ -33,14 +37,18 @@ THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS
 
 
 def disk_mb(path: Path) -> float:
-    """Allocated size, as `du` counts it: preallocated index files cost disk whether or not they are full."""
-    total = 0
+    """Allocated size, as `du` counts it: preallocated index files cost disk whether or not they are full, and a
+    file hard-linked into several generations (bpo_assistant/records.py) costs it once."""
+    total, seen = 0, set()
     for folder, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                st = os.lstat(os.path.join(folder, name))
             except FileNotFoundError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total / 2**20
 
 
@@ -83,7 +91,18 @@ def query_worker(questions: int, suite: str) -> None:
     cases = load_cases(suite)[:questions]
     lat = measure(lambda q, h: assistant.ask(q, h), cases)
     print(json.dumps({"questions": len(lat), "p50_ms": statistics.median(lat), "p95_ms": percentile(lat, 0.95),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_rss_parts()}))
+
+
+def _rss_parts() -> dict:
+    """Resident memory now, split: anonymous (this process's own) and file-backed (mapped files such as the
+    vector store, whose pages every process mapping them shares). Linux only; empty elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return {}
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith(("RssAnon", "RssFile"))}
+    return {"rss_anon_mb": kb.get("RssAnon", 0) / 1024, "rss_file_mb": kb.get("RssFile", 0) / 1024}
 
 
 def edit_again(path: Path, n: int) -> None:
@@ -107,22 +126,38 @@ def note(what: str, **figures) -> None:
           file=sys.stderr, flush=True)
 
 
-def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1) -> dict:
+def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edits: int = 1,
+        source: Path | None = None) -> dict:
     from bpo_assistant.settings import OFFLINE_ENV, Settings
     from benchmarks import synthkb
 
     settings = Settings()
     tmp = Path(tempfile.mkdtemp(prefix="bpo-scale-"))
-    kb = synthkb.build(chunks, tmp, settings.chunk_size, settings.chunk_overlap_sentences, ROOT)
     data = tmp / "data"
-    env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb.kb_dir), "BPO_DATA_DIR": str(data),
+    if source is None:
+        kb = synthkb.build(chunks, tmp, settings.chunk_size, settings.chunk_overlap_sentences, ROOT)
+        kb_dir, expected = kb.kb_dir, kb.expected_chunks
+    else:
+        subprocess.run(["cp", "-a", str(source / "kb"), str(source / "data"), str(tmp)], check=True)
+        kb, kb_dir, expected = None, tmp / "kb", None
+    env = {**os.environ, **OFFLINE_ENV, **THREADS, "BPO_KB_DIR": str(kb_dir), "BPO_DATA_DIR": str(data),
            "BPO_EMBEDDER": embedder}
-    note("kb", dir=str(tmp), expected_chunks=kb.expected_chunks)
-    full_wall, full_cpu, full = timed_ingest(env)
+    note("kb", dir=str(tmp), expected_chunks=expected)
+    if source is None:
+        full_wall, full_cpu, full = timed_ingest(env)
+        edited = None
+    else:
+        edited = _edited(kb_dir)
+        edit_again(edited, edits + 1)
+        full_wall, full_cpu, full = timed_ingest(env)
+        _drop_previous(data)
     before_mb = disk_mb(data)
-    note("full ingest", wall_s=full_wall, cpu_s=full_cpu, stages_s=full["timings"], data_mb=before_mb,
-         router=router_summary(data))
-    edited = synthkb.edit_one(kb)
+    note("full ingest" if source is None else "first ingest of the copy", wall_s=full_wall, cpu_s=full_cpu,
+         stages_s=full["timings"], data_mb=before_mb, router=router_summary(data))
+    if edited is None:
+        edited = synthkb.edit_one(kb)
+    else:
+        edit_again(edited, 0)
     edit_wall, edit_cpu, edit = timed_ingest(env)
     after_mb = disk_mb(data)
     note("edit 1", wall_s=edit_wall, cpu_s=edit_cpu, stages_s=edit["timings"], data_mb=after_mb)
@@ -136,7 +171,7 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edit
     q = timed_queries(env, questions, suite)
     note("queries", **q)
     result = {
-        "chunks": full["chunks"], "expected_chunks": kb.expected_chunks, "embedder": embedder,
+        "chunks": full["chunks"], "expected_chunks": expected, "from": str(source) if source else None, "embedder": embedder,
         "full_ingest_wall_s": full_wall, "full_ingest_cpu_s": full_cpu, "embedded": full["embedded"],
         "edit_reingest_wall_s": edit_wall, "edit_reingest_cpu_s": edit_cpu, "edit_embedded": edit["embedded"],
         "full_ingest_stages_s": full["timings"], "edit_reingest_stages_s": edit["timings"],
@@ -152,6 +187,23 @@ def run(chunks: int, embedder: str, questions: int, suite: str, keep: bool, edit
     return result
 
 
+def _edited(kb_dir: Path) -> Path:
+    """The document synthkb.edit_one edited in the kept run."""
+    for path in sorted((kb_dir / "ja").glob("synth-*.md")):
+        if "\n編集後の文書では" in path.read_text(encoding="utf-8"):
+            return path
+    sys.exit(f"--from: no document under {kb_dir}/ja holds the edited sentence (not a kept scale.py run?)")
+
+
+def _drop_previous(data: Path) -> None:
+    """Delete the generation the copy's first ingest replaced (kept for serving processes; there are none)."""
+    from bpo_assistant.ingest import store
+    from bpo_assistant.settings import Settings
+
+    settings = Settings(data_dir=str(data))
+    store.cleanup(settings, keep=json.loads((data / "CURRENT").read_text(encoding="utf-8"))["generation"])
+
+
 def table(r: dict) -> str:
     rows = [
         ("chunks", f"{r['chunks']} ({r['embedder']})"),
@@ -161,7 +213,9 @@ def table(r: dict) -> str:
         ("  its stages s (ingest --json timings)", " ".join(f"{k} {v:.1f}" for k, v in r["edit_reingest_stages_s"].items())),
         ("process start → first answer s", f"{r['first_answer_s']:.2f}"),
         (f"warm answer p50 / p95 ms (n={r['questions']})", f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}"),
-        ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"),
+        ("query-process peak RSS MB", f"{r['peak_rss_mb']:.0f}"
+                                      + (f" (at the end: anonymous {r['rss_anon_mb']:.0f}, file-backed {r['rss_file_mb']:.0f})"
+                                         if "rss_anon_mb" in r else "")),
         ("data dir MB before → after the edit", f"{r['data_mb_before_edit']:.0f} → {r['data_mb_after_edit']:.0f}"),
     ]
     if r["edits"] > 1:
@@ -180,12 +234,14 @@ def main() -> None:
     ap.add_argument("--suite", default=str(ROOT / "evals/suites/dev.jsonl"))
     ap.add_argument("--keep", action="store_true", help="keep the temp kb and data dir (path in the JSON)")
     ap.add_argument("--edits", type=int, default=1, help="edit the document this many times (disk after the last)")
+    ap.add_argument("--from", dest="source", type=Path, help="a kept run's workdir (kb/, data/): copied, not ingested")
     ap.add_argument("--query-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.query_worker:
         query_worker(args.questions, args.suite)
         return
-    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep, max(1, args.edits))
+    result = run(args.chunks, args.embedder, args.questions, args.suite, args.keep, max(1, args.edits),
+                 args.source)
     print(table(result))
     print(json.dumps(result, ensure_ascii=False, default=str))
 

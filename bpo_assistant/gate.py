@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import noun_forms, normalize, nouns, place_names, proper_nouns
+from .text import noun_forms, normalize, nouns, person_names, place_names, proper_nouns
 
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 # 「単純な金額比較でいい？」 asks how to judge, not for an amount.
@@ -73,6 +73,20 @@ _NOT_STATUTE = ("方法", "手法", "用法", "文法", "技法", "製法", "工
 _ASKS_DETAIL = re.compile(r"費用|コスト|料金|期間|手順|手続き|取得|申請|基準|条件|要件|"
                           r"\bcosts?\b|how long|\bsteps?\b|procedure|criteria|requirements?|how (do|can) (we|i) (get|obtain)",
                           re.I)
+# Who coined, proposed or founded something: the kb names no people, so evidence must show a personal name.
+# 「社内には誰を置く？」 asks for a role, which the kb answers: only an origin verb or a word for a person counts.
+_ASKS_PERSON = re.compile(
+    r"誰が?(提唱|考案|発明|作っ|作り|始め|広め|名付け|生み出|言い出|最初に)|(提唱|考案|発明|発案|創始|命名)(者|した(人|学者|人物))|"
+    r"生みの親|(学者|人物|研究者)(は|って|の名前|を教えて)|"
+    r"who\s+(coined|invented|proposed|came\s+up\s+with|first\s+(used|proposed|described)|introduced|founded)|"
+    r"which\s+(scholar|professor|author|researcher)", re.I)
+# Steps asked of a thing: a thing the kb mentions once (ゼロトラスト, in a list of security measures) has no
+# procedure there, whatever sentence retrieval brings.
+_ASKS_PROCEDURE = re.compile(r"手順|やり方|進め方|導入方法|設定方法|構築方法|作り方|ステップ|\bsteps?\b|"
+                             r"how\s+to\s+(implement|set\s+up|roll\s+out|deploy|introduce|build)", re.I)
+# A recommendation of a thing the kb never mentions (週末の過ごし方, ホテル), in a question with a word the kb lacks
+# (週末): 「初めてのBPOでおすすめの進め方は？」 uses only kb words and asks for the kb's own advice.
+_RECOMMENDS = re.compile(r"(?:おすすめ|オススメ|お勧め|お薦め)(?:の|な)([一-龥ぁ-んァ-ヶー]{2,}?)(?=は|を|が|って|ある|ない|教え|[、。？?！!]|$)")
 _COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
 
@@ -135,6 +149,8 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
         return "asks about a year the kb does not cover"
     if _ASKS_NAMES.search(question):
         return "asks for company names or rankings the kb does not hold"
+    if _ASKS_PERSON.search(question) and not person_names(evidence):
+        return "asks who proposed or founded something; the kb names no people"
     if _ASKS_LAW.search(question):
         return "asks for a legal article the kb does not hold"
     if _ASKS_SUBSIDY.search(question) and not _ASKS_SUBSIDY.search(evidence):
@@ -155,6 +171,11 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
                 return f"names {word!r}, which the kb does not mention"
     if thing := unnamed_thing(question, vocab):
         return f"asks about {thing!r}, which the kb does not mention"
+    if ((m := _RECOMMENDS.search(question)) and any(n not in vocab for n in nouns(question))
+            and not any(m.group(1) in t for t in kb_texts())):
+        return f"asks for a recommendation of {m.group(1)!r}, which the kb does not cover"
+    if thing := passing_mention(question, kb_texts):
+        return f"asks for the steps of {thing!r}, which the kb mentions only in passing"
     if (m := _BROADCAST.search(question)) and not any(m.group(0) in t for t in kb_texts()):
         return "asks about broadcasting (the other BPO, 放送倫理・番組向上機構), which the kb does not cover"
     places = [p for p in place_names(question) if p not in vocab]
@@ -191,6 +212,23 @@ def unnamed_thing(question: str, vocab) -> str | None:
     return None
 
 
+def passing_mention(question: str, kb_texts) -> str | None:
+    """The thing a procedure question asks about when the kb mentions it exactly once: one sentence cannot hold the
+    steps of 「ゼロトラストを社内に導入する手順」. Counted over headings and texts, so a section's own subject is
+    never "in passing"."""
+    if not _ASKS_PROCEDURE.search(question):
+        return None
+    texts = [t.lower() for t in kb_texts()]
+    for _lemma, surface in noun_forms(question):
+        thing = surface.lower()
+        # a term, not a deverbal word (選び of 委託先選び carries hiragana) or a pointer
+        if len(thing) < 2 or thing in POINTER_NOUNS or _ASKS_PROCEDURE.search(thing) or re.search(r"[\u3041-\u309f]", thing):
+            continue
+        if sum(t.count(thing) for t in texts) == 1:
+            return surface
+    return None
+
+
 def scope(turn, kb, settings):
     """Stage, before the curated answers and comparison tables (which quote no retrieved evidence to check): a
     question about what the kb cannot hold is refused, with the reason."""
@@ -198,6 +236,6 @@ def scope(turn, kb, settings):
 
     if not turn.asked:
         return None
-    reason = foreign_subject(turn.asked, kb.vocab, lambda: (text for _, _, text in kb.sections.values()), kb.loanwords)
+    reason = foreign_subject(turn.asked, kb.vocab, lambda: (" ".join(parts) for parts in kb.sections.values()), kb.loanwords)
     return refuse(turn, kb, reason) if reason else None
 

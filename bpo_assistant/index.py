@@ -7,10 +7,9 @@ Layout under the data dir (ingest/ writes it; this module reads it and creates o
     chroma/                         embedded Chroma (PersistentClient): per language a base and small deltas
     generations/<gen>/meta.json     embedder spec, dim, chunker version, layout, counts, its collections, time
     generations/<gen>/manifest.json per source file: doc key, content hash, chunk and sentence ids
-    generations/<gen>/chunks.jsonl  Chunk records
-    generations/<gen>/sentences.jsonl  Sentence records
-    generations/<gen>/vectors.npz   chunk and sentence vectors (reused for unchanged documents), and the
-                                    Chroma record id of each chunk
+    vectors/<kind>-<lang>-<gen>.f32 chunk and sentence vectors, append-only, shared by generations (vecstore.py)
+    generations/<gen>/records/      Chunk and Sentence records in shards shared by generations (records.py)
+    generations/<gen>/vectors.npz   the store row of each chunk and sentence, and each chunk's Chroma record hash
     generations/<gen>/bm25/         keyword index over chunks
     generations/<gen>/tokens.npz    each chunk's BM25 tokens by a key of its text: the next ingest's MeCab cache
                                     (ingest/cache.py; the query side never reads it)
@@ -20,6 +19,8 @@ many generations ago, and at most one small delta with what changed since (inges
 id is its chunk id plus a hash of all Chroma stores for it, and each generation reads only the ids it lists.
 A killed ingest leaves at most an unfinished generation that CURRENT does not name, and collections no
 generation names; queries never see either, the next ingest deletes both.
+A generation of the layout before shared vectors (chunks.jsonl, sentences.jsonl, every vector in vectors.npz)
+keeps serving until the next ingest moves it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from . import atomic, records, vecstore
 from .keyword import KeywordIndex
 from .settings import Settings
 from .types import Chunk, Sentence, content_hash
@@ -165,14 +166,13 @@ class DenseIndex:
             n *= 4
 
 
-def open_dense(settings: Settings, meta: dict, vectors) -> DenseIndex:
-    """The collections `meta` names. `vectors`: the generation's vectors.npz (record ids beside chunk ids)."""
+def open_dense(settings: Settings, meta: dict, known: dict[str, str]) -> DenseIndex:
+    """The collections `meta` names. `known`: Chroma record id -> chunk id of the generation's records."""
     client = chroma_client(settings)
     if "collections" not in meta:  # layout 1, until the next ingest: record id = chunk id, lang by filter
         name = layout1_collection_name(settings, meta, meta["generation"])
-        ids = vectors["chunk_ids"].tolist()
+        ids = list(known.values())
         return DenseIndex({"*": [(client.get_collection(name, embedding_function=None), 0)]}, dict(zip(ids, ids)))
-    known = dict(zip(vectors["record_ids"].tolist(), vectors["chunk_ids"].tolist()))
     cols = {}
     for lang, entry in meta["collections"].items():
         extra = max(0, sum(c["records"] for c in entry["read"]) - entry["own"])  # what is not ours, at most
@@ -189,7 +189,7 @@ class LoadedIndex:
     meta: dict
     chunks: dict[str, Chunk]
     sentences: list[Sentence]
-    sentence_vectors: np.ndarray
+    sentence_vectors: np.ndarray | vecstore.Vectors  # row i: sentence i's vector
     keyword: KeywordIndex
     dense: DenseIndex
     sentences_by_chunk: dict[str, list[int]] = field(default_factory=dict)
@@ -197,6 +197,19 @@ class LoadedIndex:
     @property
     def doc_ids(self) -> set[str]:
         return {c.doc_id for c in self.chunks.values()}
+
+    def sentence_rows(self) -> dict[str, tuple[np.ndarray, object]]:
+        """lang -> (the sentence indices of that language, their matrix: `matrix @ q` scores them in that order).
+        From the shared store, the mapped file itself (vecstore.Vectors.by_file); no copy of the vectors."""
+        vectors = self.sentence_vectors
+        if isinstance(vectors, vecstore.Vectors):
+            return {self.sentences[int(idx[0])].lang: (idx, matrix)
+                    for idx, matrix in vectors.by_file().values() if len(idx)}
+        by_lang: dict[str, list[int]] = {}
+        for i, s in enumerate(self.sentences):
+            by_lang.setdefault(s.lang, []).append(i)
+        return {lang: (np.asarray(rows, dtype=np.int64), np.ascontiguousarray(vectors[rows]))
+                for lang, rows in by_lang.items()}
 
 
 def load_index(settings: Settings, embedder) -> LoadedIndex:
@@ -216,9 +229,21 @@ def load_index(settings: Settings, embedder) -> LoadedIndex:
             f"the index was built by chunker {meta.get('chunker')!r}, this code uses {CHUNKER_VERSION!r}; "
             "re-ingest with `bpo-assistant ingest --rebuild`"
         )
-    chunks = {row["id"]: Chunk(**row) for row in read_jsonl(gdir / "chunks.jsonl")}
-    sentences = [Sentence(**row) for row in read_jsonl(gdir / "sentences.jsonl")]
-    vectors = np.load(gdir / "vectors.npz")
+    if "vectors" in meta:
+        chunk_list, sentences = records.read(gdir)
+        chunks = {c.id: c for c in chunk_list}
+        with np.load(gdir / "vectors.npz") as z:
+            dim, root = int(meta["vectors"]["dim"]), settings.data_path("vectors")
+            files = tuple(vecstore.open_rows(root, n, int(meta["vectors"]["files"][n]), dim) for n in z["files"].tolist())
+            sentence_vectors = vecstore.Vectors(files, z["sentence_file"], z["sentence_row"], dim)
+            known = {f"{c.id}@{h}": c.id for c, h in zip(chunk_list, z["record_hash"].astype(str).tolist())}
+    else:  # the layout before shared vectors
+        chunks = {row["id"]: Chunk(**row) for row in read_jsonl(gdir / "chunks.jsonl")}
+        sentences = [Sentence(**row) for row in read_jsonl(gdir / "sentences.jsonl")]
+        vectors = np.load(gdir / "vectors.npz")
+        sentence_vectors = vectors["sentence_vectors"]
+        ids = vectors["chunk_ids"].tolist()
+        known = dict(zip(vectors["record_ids"].tolist(), ids)) if "collections" in meta else dict(zip(ids, ids))
     by_chunk: dict[str, list[int]] = {}
     for i, s in enumerate(sentences):
         by_chunk.setdefault(s.chunk_id, []).append(i)
@@ -227,9 +252,9 @@ def load_index(settings: Settings, embedder) -> LoadedIndex:
         meta=meta,
         chunks=chunks,
         sentences=sentences,
-        sentence_vectors=vectors["sentence_vectors"],
+        sentence_vectors=sentence_vectors,
         keyword=KeywordIndex.load(gdir / "bm25"),
         # The names ingest wrote the generation under: an older layout keeps serving until the next ingest.
-        dense=open_dense(settings, meta, vectors),
+        dense=open_dense(settings, meta, known),
         sentences_by_chunk=by_chunk,
     )

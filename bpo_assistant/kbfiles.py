@@ -6,11 +6,16 @@ Lives in the core because both ingest (to index) and the answer side (curated st
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
+from . import kbcache
 from .limits import FileProblem, Limits, doc_problem, read_text, symlink_problem
 from .text import normalize, split_sentences
 from .types import Section, SourceDoc
@@ -127,29 +132,80 @@ def section_hash(sentences: list[str]) -> str:
     return hashlib.sha256("\n".join(sentences).encode("utf-8")).hexdigest()[:16]
 
 
-def load_kb_docs(kb_dir: Path, limits: Limits | None = None
+def load_kb_docs(kb_dir: Path, limits: Limits | None = None, cache_dir: Path | None = None
                  ) -> tuple[dict[tuple[str, str], SourceDoc], list[KbFormatError]]:
     """All kb/ja and kb/en documents keyed by (lang, id), plus the files that failed to parse. Same reader and
-    limits as ingest; of two files with one id, the first by sorted path wins, as in ingest."""
+    limits as ingest; of two files with one id, the first by sorted path wins, as in ingest. With `cache_dir` (the
+    data dir), only files changed since its kbcache.FILE was written are parsed; the result is the same."""
+    scan = scan_kb(kb_dir, limits, cache_dir)
+    return scan.docs, scan.errors
+
+
+@dataclass(frozen=True)
+class KbScan:
+    docs: dict[tuple[str, str], SourceDoc]
+    errors: list[KbFormatError]
+    parsed: int  # files parsed in this load
+    reused: int  # files whose parse came from the cache
+    reason: str  # why files were parsed, or why the cache was not written ("" when all came from the cache)
+
+
+def scan_kb(kb_dir: Path, limits: Limits | None = None, cache_dir: Path | None = None) -> KbScan:
+    limits, cache = limits or Limits(), Path(cache_dir, kbcache.FILE) if cache_dir is not None else None
+    started = time.time_ns()  # before any stat: kbcache.write keeps only files settled before it
     docs: dict[tuple[str, str], SourceDoc] = {}
     errors: list[KbFormatError] = []
     root = Path(kb_dir).resolve()
-    for path in sorted(p for lang in KB_LANGS for p in Path(kb_dir, lang).glob("*.md")):
-        link = symlink_problem(path, root) if path.is_symlink() else None
-        if link:
-            errors.append(KbFormatError(path, 1, link))
-            continue
+    fp = kbcache.fingerprint(root, limits) if cache is not None else ""
+    old, reason = kbcache.read(cache, fp, str(Path(kb_dir))) if cache is not None else ({}, "no cache")
+    new: dict[str, kbcache.Entry] = {}
+    parsed = reused = 0
+    # Sorted by path as strings: the same order as sorting the Paths (one folder per language, "en" < "ja"), at a
+    # tenth of the cost for 10,000 files.
+    for spath, path in sorted((str(p), p) for lang in KB_LANGS for p in Path(kb_dir, lang).glob("*.md")):
         try:
-            doc = load_markdown(path, limits=limits)
-        except KbFormatError as exc:
-            errors.append(exc)
+            st = os.lstat(spath)
+        except OSError:
+            st = None  # vanished since the listing: load_markdown says why, and it is not kept
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            link = symlink_problem(path, root)
+            if link:  # checked on every load: a link's target can move without the link's stat changing
+                errors.append(KbFormatError(path, 1, link))
+                continue
+            try:
+                st = os.stat(spath)
+            except OSError:
+                st = None
+        rel = f"{path.parent.name}/{path.name}"
+        key = kbcache.stat_key(st) if st is not None else None
+        entry = old.get(rel)
+        if entry is not None and key is not None and entry.stat == key:
+            reused += 1
+        else:
+            entry, parsed = _parse(path, limits, key), parsed + 1
+        if key is not None:
+            new[rel] = entry
+        if entry.doc is None:
+            errors.append(KbFormatError(path, entry.line, entry.message))
             continue
+        doc = entry.doc if entry.doc.path == spath else replace(entry.doc, path=spath)
         first = docs.get((doc.lang, doc.id))
         if first is not None:
             errors.append(KbFormatError(path, 1, duplicate_reason(doc.id, doc.lang, first.path)))
             continue
         docs[(doc.lang, doc.id)] = doc
-    return docs, errors
+    if cache is not None:
+        changed = bool(parsed) or old.keys() != new.keys()
+        why = (reason or f"{parsed} of {parsed + reused} files changed") if changed else ""
+        reason = "; ".join(r for r in (why, kbcache.write(cache, fp, new, started) if changed else "") if r)
+    return KbScan(docs, errors, parsed, reused, reason)
+
+
+def _parse(path: Path, limits: Limits, key) -> "kbcache.Entry":
+    try:
+        return kbcache.Entry(key, load_markdown(path, limits=limits))
+    except KbFormatError as exc:
+        return kbcache.Entry(key, None, exc.line, exc.message)
 
 
 def duplicate_reason(doc_id: str, lang: str, first: str) -> str:

@@ -82,6 +82,19 @@ def is_small_talk(text: str) -> bool:
 DISMISSIVE = re.compile(r"しょせん|所詮|にすぎない|に過ぎない|だけでしょ|だけじゃ(ない|ん)の|\bjust\s+(a|an|about)\b|"
                         r"\bonly\s+about\b|\bbasically\s+just\b|\bnothing\s+more\s+than\b", re.I)
 
+# A hint after the question (「BPOって何？外部委託のやつ」): what the user thinks the thing is, not a second topic. Routed
+# on, it wins over the question (外部委託 pulls the BPO-vs-outsourcing section over the definition).
+_HINT = re.compile(r"[^？?。!！]{1,24}?(の|って|みたいな|っぽい|る|た|い)(やつ|奴|もの|こと|の)(だっけ|ですよね|だよね|かな|よね)?[？?。!！…]*")
+
+
+def drop_hint(question: str) -> str:
+    """The question without a trailing hint sentence, when what is left still asks something."""
+    parts = [p for p in re.split(r"(?<=[？?。!！])\s*", question.strip()) if p]
+    if len(parts) >= 2 and _HINT.fullmatch(parts[-1]) and not intents(parts[-1]) and intents("".join(parts[:-1])):
+        return "".join(parts[:-1])
+    return question
+
+
 # A compound question asks two things at once: a joining word plus two intents or two subjects.
 COMPOUND = re.compile(r"と、|、それと|それから|あと、|あとは|および|及び|ならびに|も教えて|もあわせて|もまとめて|まとめて|"
                       r"両方|それぞれ|\band\s+(also|what|how|why)\b|as\s+well\s+as|both", re.I)

@@ -174,6 +174,12 @@ def proper_nouns(text: str) -> list[str]:
     return [w for w in dict.fromkeys(out) if w not in _STOP]
 
 
+def person_names(text: str) -> list[str]:
+    """MeCab's personal names (姓, 名): what a "who proposed it" question needs its evidence to show."""
+    return list(dict.fromkeys(w.surface for w in _tagger()(normalize(text)) if getattr(w.feature, "pos3", "") == "人名"
+                              and len(w.surface) > 1))
+
+
 def place_names(text: str) -> list[str]:
     """MeCab's place names (ベトナム, フィリピン, 大阪) and PLACES_EN, lower-cased like the kb vocabulary."""
     text = normalize(text)

@@ -63,6 +63,7 @@ def prepare(question: str, history: Sequence[Mapping], topic: str | None, kb: Kn
                     history=history, timer=timer, stop=stop, reason=why)
     asked = fold_loanwords(kb.glossary.respell(guard.focus(guard.strip_markup(clean.text)), kb.vocab), kb.loanwords)
     asked = _drop_injection(asked) if clean.override else asked
+    asked = phrasebook.drop_hint(asked)
     query = standalone_query(asked, history, kb.glossary, kb.names_own_subject, kb.subjects) if asked else ""
     # 「その中で一番大事なのは？」 names nothing of its own: without the last answer's sections (a client that sends
     # plain text) the narrowed words alone would lose the subject, so the rewrite with the earlier topic stays.

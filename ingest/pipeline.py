@@ -25,7 +25,7 @@ from bpo_assistant.settings import Settings
 from bpo_assistant.types import content_hash
 
 from . import derived as derived_tables
-from . import routing, store, vectorstore
+from . import routing, rows, store, vectorstore
 from .chunking import chunk_document, embed_text
 from .loaders import KB_LANGS, LoadError, is_kb_file, load_file
 from .sources import discover, file_hash
@@ -237,40 +237,39 @@ def _unique_ids(loaded, entries: dict, failures: dict, settings: Settings):
 
 def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, progress, report,
            router_hash: str) -> dict:
-    import numpy as np
-
     t = time.monotonic()
-    old_chunks, old_sents, old_cvec, old_svec = prev.records() if prev else ({}, {}, {}, {})
-    report.timings["previous"] = time.monotonic() - t
-    chunks, sentences = [], []
-    for key in sorted(entries):
-        if key in fresh:
-            chunks += fresh[key][0]
-            sentences += fresh[key][1]
-        else:
-            chunks += [old_chunks[i] for i in entries[key]["chunk_ids"]]
-            sentences += [old_sents[i] for i in entries[key]["sentence_ids"]]
-    # Vectors keyed by the exact text embedded: valid as long as the embedder is the same one.
-    cache: dict[str, np.ndarray] = {}
-    if prev and not rebuild and prev.meta.get("embedder") == spec:
-        cache.update((embed_text(old_chunks[i]), v) for i, v in old_cvec.items() if i in old_chunks)
-        cache.update((old_sents[i].text, v) for i, v in old_svec.items() if i in old_sents)
+    same = prev is not None and not rebuild and prev.meta.get("embedder") == spec
+    old_docs = prev.docs() if prev else {}
+    docs = {key: fresh[key] if key in fresh else old_docs[key] for key in sorted(entries)}
+    chunks = [c for key in docs for c in docs[key][0]]
+    sentences = [s for key in docs for s in docs[key][1]]
     if not chunks:
         raise IngestError("nothing to index: the documents hold no sentences")
-    texts = [embed_text(c) for c in chunks] + [s.text for s in sentences]
-    missing = list(dict.fromkeys(t for t in texts if t not in cache))
-    dim = int(prev.meta["dim"]) if prev and cache else None
+    texts = {"chunks": [embed_text(c) for c in chunks], "sentences": [s.text for s in sentences]}
+    # Vectors are reused by the exact text embedded, as long as the embedder is the same one: from the shared
+    # store by row (no vector is read), or, once, from the vectors.npz of a generation of the older layout.
+    prior, legacy = rows.NO_PRIOR, {}
+    if same and prev.shared_vectors:
+        old_c, old_s = prev.ordered()
+        prior = rows.prior(settings, prev.dir, prev.meta, old_c, old_s,
+                           {"chunks": [embed_text(c) for c in old_c], "sentences": [s.text for s in old_s]})
+    elif same:
+        legacy = prev.legacy_vectors(embed_text)
+    report.timings["previous"] = time.monotonic() - t
+    missing = list(dict.fromkeys(
+        t for kind, recs in (("chunks", chunks), ("sentences", sentences))
+        for r, t in zip(recs, texts[kind]) if t not in legacy and rows.find(prior, kind, r, t) is None))
+    dim = int(prev.meta["dim"]) if same else None
     if embedder is None:  # the router needs it too (its question vectors are cached by text, like these)
         from bpo_assistant.embeddings import make_embedder
 
         embedder = make_embedder(spec, settings)
     if missing:
         t = time.monotonic()
-        cache.update(zip(missing, _embed(embedder, missing, progress)))
+        legacy.update(zip(missing, _embed(embedder, missing, progress)))
         report.timings["embed"] = time.monotonic() - t
         dim = embedder.dim
     report.embedded = len(missing)
-    vectors = np.stack([cache[t] for t in texts]).astype(np.float32)
     gen = store.new_generation_name()
     by_lang = {lang: sum(1 for e in entries.values() if e["lang"] == lang) for lang in KB_LANGS}
     meta = {"generation": gen, "embedder": spec, "dim": dim, "chunker": CHUNKER_VERSION,
@@ -293,9 +292,9 @@ def _write(settings, prev, entries, fresh, failures, spec, embedder, rebuild, pr
         report.timings["derived"] = time.monotonic() - t
         return {"router": summary, "router_hash": router_hash, "derived": tables}
 
-    store.write_generation(settings, gen, meta, manifest, chunks, sentences, vectors[: len(chunks)],
-                           vectors[len(chunks):], derived, prev.meta if prev and not rebuild else None,
-                           prev.dir if prev and not rebuild else None, report.timings)
+    store.write_generation(settings, gen, meta, manifest, docs, set(fresh), prior, texts, legacy, derived,
+                           prev.meta if prev and not rebuild else None, prev.dir if prev and not rebuild else None,
+                           report.timings)
     previous = prev.gen if prev else None
     confirm_ingest_lease()  # another host's ingest took over a stalled lease: leave CURRENT to it
     store.swap_current(settings, gen, previous)

@@ -5,6 +5,10 @@ Its Chroma records are written before the swap, into new collections only (a del
 shares with earlier generations, or a new base: vectorstore.py); what no live generation reads is dropped
 after it. Until the swap, queries keep reading the previous generation; a killed run leaves an unnamed
 generation directory and collections nobody reads, which the next run deletes.
+
+What an edit does not change is shared with the previous generation instead of written again: the record
+shards are hard links (bpo_assistant/records.py) and the vectors stay in the append-only store
+(bpo_assistant/vecstore.py, ingest/rows.py), so an edit at 100k chunks writes a few MB, not 900.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +27,17 @@ import numpy as np
 from bpo_assistant import atomic
 from bpo_assistant.index import current_generation, generation_dir, layout1_collection_name, read_jsonl
 from bpo_assistant.settings import Settings
+from bpo_assistant import records
 from bpo_assistant.types import Chunk, Sentence
 
 from . import cache as token_cache
-from . import vectorstore
+from . import rows, vectorstore
 
-_FILES = ("meta.json", "manifest.json", "chunks.jsonl", "sentences.jsonl", "vectors.npz", "bm25")
+# A generation is whole when these are there; chunks and sentences are in records/ (bpo_assistant/records.py)
+# or, for a generation of the layout before shared vectors, in chunks.jsonl and sentences.jsonl.
+_FILES = ("meta.json", "manifest.json", "vectors.npz", "bm25")
+_RECORDS = (f"{records.DIR}/keys.json",)
+_LEGACY_RECORDS = ("chunks.jsonl", "sentences.jsonl")
 
 
 def chroma_target(settings: Settings) -> str:
@@ -37,23 +46,49 @@ def chroma_target(settings: Settings) -> str:
 
 @dataclass
 class Previous:
-    """The generation CURRENT names. Records and vectors load lazily: the no-change path needs neither."""
+    """The generation CURRENT names. Records load lazily: the no-change path needs none."""
 
     gen: str
     dir: Path
     meta: dict
     manifest: dict
-    _rows: tuple | None = field(default=None, repr=False)
+    _docs: dict | None = field(default=None, repr=False)
 
-    def records(self) -> tuple[dict[str, Chunk], dict[str, Sentence], dict[str, np.ndarray], dict[str, np.ndarray]]:
-        if self._rows is None:
-            chunks = {r["id"]: Chunk(**r) for r in read_jsonl(self.dir / "chunks.jsonl")}
-            sentences = {r["id"]: Sentence(**r) for r in read_jsonl(self.dir / "sentences.jsonl")}
-            with np.load(self.dir / "vectors.npz") as npz:
-                cvec = dict(zip(npz["chunk_ids"].tolist(), npz["chunk_vectors"]))
-                svec = dict(zip(npz["sentence_ids"].tolist(), npz["sentence_vectors"]))
-            self._rows = (chunks, sentences, cvec, svec)
-        return self._rows
+    @property
+    def shared_vectors(self) -> bool:
+        """Written with vectors in the shared store (meta "vectors"); else its vectors.npz holds them."""
+        return "vectors" in self.meta
+
+    def docs(self) -> dict[str, tuple[list[Chunk], list[Sentence]]]:
+        """manifest key -> (chunks, sentences) of each document."""
+        if self._docs is None:
+            if all((self.dir / name).exists() for name in _RECORDS):
+                self._docs = records.read_docs(self.dir)
+            else:
+                chunks = {r["id"]: Chunk(**r) for r in read_jsonl(self.dir / "chunks.jsonl")}
+                sentences = {r["id"]: Sentence(**r) for r in read_jsonl(self.dir / "sentences.jsonl")}
+                self._docs = {k: ([chunks[i] for i in e["chunk_ids"]], [sentences[i] for i in e["sentence_ids"]])
+                              for k, e in self.manifest["docs"].items()}
+        return self._docs
+
+    def ordered(self) -> tuple[list[Chunk], list[Sentence]]:
+        """Its chunks and sentences in index order (keys sorted)."""
+        docs = self.docs()
+        return ([c for k in sorted(docs) for c in docs[k][0]], [s for k in sorted(docs) for s in docs[k][1]])
+
+    def legacy_vectors(self, embed_text) -> dict[str, np.ndarray]:
+        """Text embedded -> vector of a generation of the layout before shared vectors (read once, to move them)."""
+        chunks, sentences = self.ordered()
+        by_chunk, by_sentence = {c.id: c for c in chunks}, {s.id: s for s in sentences}
+        out: dict[str, np.ndarray] = {}
+        with np.load(self.dir / "vectors.npz") as npz:
+            for i, v in zip(npz["chunk_ids"].tolist(), npz["chunk_vectors"]):
+                if i in by_chunk:
+                    out.setdefault(embed_text(by_chunk[i]), v)
+            for i, v in zip(npz["sentence_ids"].tolist(), npz["sentence_vectors"]):
+                if i in by_sentence:
+                    out.setdefault(by_sentence[i].text, v)
+        return out
 
 
 def read_current(settings: Settings) -> Previous | None:
@@ -65,7 +100,9 @@ def read_current(settings: Settings) -> Previous | None:
     if gen is None:
         return None
     gdir = generation_dir(settings, gen)
-    if not all((gdir / name).exists() for name in _FILES):
+    if not all((gdir / name).exists() for name in _FILES) or not (
+            all((gdir / name).exists() for name in _RECORDS)
+            or all((gdir / name).exists() for name in _LEGACY_RECORDS)):
         return None
     try:
         meta = json.loads((gdir / "meta.json").read_text(encoding="utf-8"))
@@ -102,40 +139,32 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
-def _jsonl(records) -> str:
-    """One JSON object per record, its fields in declaration order. Chunk and Sentence hold only scalars, so a
-    shallow dict is what dataclasses.asdict gives, without its deep copy (8 of 12 s of writing 40k rows)."""
-    records = list(records)
-    names = [f.name for f in fields(records[0])] if records else []
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    return "".join(dumps({n: getattr(r, n) for n in names}) + "\n" for r in records)
-
-
-def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, chunks: list[Chunk],
-                     sentences: list[Sentence], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray,
-                     derived=None, prev_meta: dict | None = None, prev_dir: Path | None = None,
-                     timings: dict | None = None) -> None:
-    """Files first, then the Chroma records the previous generation's base lacks (`prev_meta`: its meta;
-    None writes a new base), then `derived(gdir) -> dict` (the routers; merged into meta), meta.json last
-    (its presence marks a finished generation). `prev_dir`: the generation whose chunk tokens BM25 reuses
-    (None: tokenize every chunk). `timings` gets the seconds of the files, bm25 and chroma steps."""
+def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, docs: dict, changed: set[str],
+                     prior: rows.Prior, texts: dict, fresh: dict, derived=None, prev_meta: dict | None = None,
+                     prev_dir: Path | None = None, timings: dict | None = None) -> None:
+    """Files first: the manifest, the record shards (only those `changed` touches; the rest linked from
+    `prev_dir`), the vector rows (`prior`: where the previous generation's are; `texts`: kind -> texts embedded,
+    index order; `fresh`: text -> vector of the texts `prior` lacks). Then BM25, the Chroma records the previous
+    generation's base lacks (`prev_meta`: its meta; None writes a new base), then `derived(gdir) -> dict` (the
+    routers; merged into meta), meta.json last (its presence marks a finished generation; it names the vector
+    rows the generation relies on). `prev_dir` also gives the chunk tokens BM25 reuses. `timings` gets the
+    seconds of the files, bm25 and chroma steps."""
     from bpo_assistant.keyword import KeywordIndex
 
     timings = {} if timings is None else timings
     t = time.monotonic()
     gdir = generation_dir(settings, gen)
     gdir.mkdir(parents=True, exist_ok=False)
-    ids = vectorstore.record_ids(chunks, chunk_vectors)
+    chunks = [c for k in sorted(docs) for c in docs[k][0]]
+    sentences = [s for k in sorted(docs) for s in docs[k][1]]
     _write_text(gdir / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
-    _write_text(gdir / "chunks.jsonl", _jsonl(chunks))
-    _write_text(gdir / "sentences.jsonl", _jsonl(sentences))
-    with open(gdir / "vectors.npz", "wb") as fh:
-        # Plain unicode arrays (not object arrays) so np.load needs no pickle.
-        np.savez(fh, chunk_ids=np.array([c.id for c in chunks], dtype=str), chunk_vectors=chunk_vectors,
-                 record_ids=np.array(ids, dtype=str),
-                 sentence_ids=np.array([s.id for s in sentences], dtype=str), sentence_vectors=sentence_vectors)
-        fh.flush()
-        os.fsync(fh.fileno())
+    meta["records"] = records.write(gdir, docs, prev_dir, changed)
+    placed = rows.place(settings, gen, prior, int(meta["dim"]), {"chunks": chunks, "sentences": sentences},
+                        texts, fresh)
+    chunk_vectors = rows.opened(settings, placed, "chunks").take(np.arange(len(chunks)))
+    ids = vectorstore.record_ids(chunks, chunk_vectors)
+    rows.save(gdir, placed, [i.rsplit("@", 1)[1] for i in ids])
+    meta["vectors"] = {"dim": placed["dim"], "files": placed["files"], "rewritten": placed["rewritten"]}
     timings["files"] = time.monotonic() - t
     t = time.monotonic()
     tok = token_cache.tokenize_chunks([c.text for c in chunks], prev_dir)
@@ -151,8 +180,8 @@ def write_generation(settings: Settings, gen: str, meta: dict, manifest: dict, c
     if derived is not None:
         meta.update(derived(gdir))
     _write_text(gdir / "meta.json", json.dumps(meta, ensure_ascii=False, indent=1))
-    _fsync_path(gdir)
-    _fsync_path(gdir.parent)
+    for d in (gdir / records.DIR, gdir, gdir.parent, settings.data_path("vectors")):
+        _fsync_path(d)
 
 
 def swap_current(settings: Settings, gen: str, previous: str | None = None) -> None:
@@ -194,9 +223,29 @@ def cleanup(settings: Settings, keep: str | None, previous: str | None = None) -
         if d.name not in (keep, previous):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d.name)
+        elif d.name == previous and previous != keep:
+            # Only ingest reads tokens.npz, and only the current generation's: the previous one serves queries
+            (d / token_cache.FILE).unlink(missing_ok=True)
+    _drop_vector_files(settings, {n for d in dirs if d.name in (keep, previous) for n in _vector_files(d)})
     for tmp in Path(settings.data_dir).glob("CURRENT.tmp-*"):
         tmp.unlink(missing_ok=True)
     return removed
+
+
+def _vector_files(gdir: Path) -> set[str]:
+    try:
+        return set(json.loads((gdir / "meta.json").read_text(encoding="utf-8")).get("vectors", {}).get("files", {}))
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _drop_vector_files(settings: Settings, kept: set[str]) -> None:
+    """Store files no live generation names: replaced by a rewrite, or started by a killed ingest."""
+    root = settings.data_path("vectors")
+    if root.is_dir():
+        for f in root.glob("*.f32"):
+            if f.name not in kept:
+                f.unlink(missing_ok=True)
 
 
 def _collections(settings: Settings, gdir: Path) -> set[str]:

@@ -9,7 +9,11 @@ import pytest
 from conftest import make_settings, write_doc
 
 from bpo_assistant import keyword as keyword_mod
-from bpo_assistant.index import current_generation, generation_dir, read_jsonl
+import dataclasses
+
+from bpo_assistant import records
+from bpo_assistant.embeddings import FakeEmbeddings
+from bpo_assistant.index import current_generation, generation_dir, load_index
 from bpo_assistant.keyword import KeywordIndex
 from bpo_assistant.ingest import cache, derived
 from bpo_assistant.ingest import store as store_mod
@@ -32,6 +36,22 @@ def _kb(kb, edition: int) -> None:
 
 def _gdir(settings):
     return generation_dir(settings, current_generation(settings))
+
+
+def read_jsonl(path) -> list[dict]:
+    """The generation's chunk records (the records/ shards; `path` names the generation dir's chunks)."""
+    return [dataclasses.asdict(c) for c in records.read(path.parent)[0]]
+
+
+def _vectors(settings) -> tuple:
+    """What the current generation serves: its sentences with their vectors, its chunks with theirs and their
+    Chroma record ids (the mapped store, read through the query side's own loader)."""
+    idx = load_index(settings, FakeEmbeddings(32))
+    chunks, _ = records.read(_gdir(settings))
+    with np.load(_gdir(settings) / "vectors.npz") as z:
+        hashes = z["record_hash"].tolist()
+    return ([(s, np.asarray(idx.sentence_vectors[i])) for i, s in enumerate(idx.sentences)],
+            [c.id for c in chunks], hashes, sorted(idx.dense.known))
 
 
 def _tokenize_calls(monkeypatch) -> list[str]:
@@ -93,9 +113,10 @@ def test_an_edit_tokenizes_only_the_edited_chunk_and_equals_a_scratch_ingest(inc
         assert x.keys() == y.keys(), name
         for k in x:
             assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), (name, k)
-    vx, vy = _npz(a / "vectors.npz"), _npz(b / "vectors.npz")
-    for k in ("chunk_ids", "chunk_vectors", "sentence_ids", "sentence_vectors", "record_ids"):
-        assert np.array_equal(vx[k], vy[k]), k
+    assert records.read(a) == records.read(b)
+    (sx, *cx), (sy, *cy) = _vectors(inc), _vectors(scratch)
+    assert cx == cy  # the same chunks with the same Chroma records (the id hashes each vector too)
+    assert len(sx) == len(sy) and all(p == q and np.array_equal(u, v) for (p, u), (q, v) in zip(sx, sy))
 
 
 def test_the_token_cache_holds_only_the_live_chunks(incremental_and_scratch):

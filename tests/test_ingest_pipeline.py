@@ -14,8 +14,9 @@ import pytest
 from conftest import make_settings, write_doc
 
 from bpo_assistant.embeddings import FakeEmbeddings
+from bpo_assistant import records
 from bpo_assistant.index import (IndexMismatch, chroma_client, collection_name, current_generation, deployment_id,
-                                 generation_dir, load_index, read_jsonl)
+                                 generation_dir, load_index)
 from bpo_assistant.keyword import KeywordIndex
 from bpo_assistant.settings import REPO_ROOT
 from bpo_assistant.kbfiles import load_kb_docs
@@ -64,10 +65,23 @@ def chroma_collection(settings, lang: str = "ja"):
     return chroma_client(settings).get_collection(name)
 
 
+def record_map(gdir) -> dict[str, str]:
+    """Chroma record id -> chunk id of a generation's chunks."""
+    chunks, _ = records.read(gdir)
+    with np.load(gdir / "vectors.npz") as npz:
+        return {f"{c.id}@{h}": c.id for c, h in zip(chunks, npz["record_hash"].astype(str).tolist())}
+
+
+def read_rows(gdir, kind: str = "chunks") -> list[dict]:
+    """A generation's chunk (or sentence) records as dicts, in index order."""
+    import dataclasses
+
+    return [dataclasses.asdict(r) for r in records.read(gdir)[kind == "sentences"]]
+
+
 def current_records(settings) -> dict[str, tuple]:
     """chunk id -> (embedding, document, metadata) of the records the current generation lists, as Chroma has them."""
-    with np.load(gen_dir(settings) / "vectors.npz") as npz:
-        by_record = dict(zip(npz["record_ids"].tolist(), npz["chunk_ids"].tolist()))
+    by_record = record_map(gen_dir(settings))
     out = {}
     for name in read_names(settings):
         got = chroma_client(settings).get_collection(name).get(ids=list(by_record),
@@ -78,8 +92,7 @@ def current_records(settings) -> dict[str, tuple]:
 
 
 def record_ids(settings, gen: str | None = None) -> set[str]:
-    with np.load(generation_dir(settings, gen or current_generation(settings)) / "vectors.npz") as npz:
-        return set(npz["record_ids"].tolist())
+    return set(record_map(generation_dir(settings, gen or current_generation(settings))))
 
 
 def stored_ids(settings) -> set[str]:
@@ -96,16 +109,15 @@ def our_collections(settings) -> list[str]:
 def index_view(settings) -> dict:
     """Every store's view of the current index: chunk ids per store and doc ids."""
     gdir = gen_dir(settings)
-    chunks = read_jsonl(gdir / "chunks.jsonl")
-    with np.load(gdir / "vectors.npz") as npz:
-        vec_ids = set(npz["chunk_ids"].tolist())
+    chunks = read_rows(gdir)
+    vec_ids = set(record_map(gdir).values())
     return {
         "chunks": {c["id"] for c in chunks},
         "chroma": set(current_records(settings)),
         "bm25": set(KeywordIndex.load(gdir / "bm25").ids),
         "vectors": vec_ids,
         "doc_ids": {(c["lang"], c["doc_id"]) for c in chunks},
-        "sentence_docs": {(s["lang"], s["doc_id"]) for s in read_jsonl(gdir / "sentences.jsonl")},
+        "sentence_docs": {(s["lang"], s["doc_id"]) for s in read_rows(gdir, "sentences")},
     }
 
 

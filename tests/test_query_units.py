@@ -354,3 +354,29 @@ def test_judging_by_amount_asks_for_no_amount_and_tools_are_not_recommended():
     assert asks_for_missing_type("費用対効果の判断は単純な金額比較でいいですよね？", "費用に見合うかを判断します。") is None
     assert "price" in asks_for_missing_type("BPOの相場を具体的な金額で教えてください", "料金体系を選びます。")
     assert "rankings" in asks_for_missing_type("おすすめのRPAツールを3つ比較してください", "RPAで自動化します。")
+
+
+def test_who_proposed_it_steps_of_a_passing_mention_and_leisure_advice_are_refused():
+    from bpo_assistant.gate import asks_for_missing_type, foreign_subject
+
+    assert "people" in asks_for_missing_type("コア・コンピタンスを提唱した学者は誰ですか", "1990年代に普及した経営です。")
+    assert "people" in asks_for_missing_type("Who coined the term core competence?", "It spread in the 1990s.")
+    assert asks_for_missing_type("委託したあと、社内には誰を置いておけばいい？", "専任担当者を置きます。") is None
+    texts = ["委託先のセキュリティ ゼロトラストや多要素認証に対応する業者が増えています。",
+             "BPO導入の手順 業務を棚卸しし、委託範囲を決め、業者を選定します。BPOの導入では委託先の選び方も重要です。"]
+    vocab = {"ゼロ", "トラスト", "社内", "導入", "手順", "bpo", "業務", "委託", "先", "選び", "仕事", "最近", "進め方"}
+    kb_texts = lambda: iter(texts)  # noqa: E731
+    assert "トラスト" in foreign_subject("ゼロトラストを社内に導入する手順を詳しく教えて", vocab, kb_texts)
+    assert foreign_subject("BPO導入の手順を教えて", vocab, kb_texts) is None  # the kb's own subject
+    assert foreign_subject("委託先選びのやり方は？", vocab, kb_texts) is None  # 選び is a verb's noun, not a thing
+    assert "過ごし方" in foreign_subject("最近仕事で疲れてて…週末のおすすめの過ごし方ある？", vocab, kb_texts)
+    assert foreign_subject("初めてのBPOでおすすめの進め方は？", vocab | {"初めて"}, kb_texts) is None
+
+
+def test_a_hint_after_the_question_is_not_routed_on():
+    from bpo_assistant.phrasebook import drop_hint
+
+    assert drop_hint("BPOって何？外部委託のやつ") == "BPOって何？"
+    assert drop_hint("SLAって何？契約で決めるやつだっけ？") == "SLAって何？"
+    assert drop_hint("BPOって何？ITOとの違いも知りたい") == "BPOって何？ITOとの違いも知りたい"  # a second question
+    assert drop_hint("外部委託のやつ") == "外部委託のやつ"  # nothing else asks

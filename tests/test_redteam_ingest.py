@@ -166,13 +166,12 @@ def _ingest(settings, capsys) -> tuple[int, str]:
 
 
 def _indexed_text(settings) -> dict[tuple[str, str], str]:
+    from bpo_assistant import records
     from bpo_assistant.index import current_generation, generation_dir
 
-    rows = [json.loads(line) for line in (generation_dir(settings, current_generation(settings)) / "chunks.jsonl")
-            .read_text(encoding="utf-8").splitlines()]
     out: dict[tuple[str, str], str] = {}
-    for r in rows:
-        out[(r["lang"], r["doc_id"])] = out.get((r["lang"], r["doc_id"]), "") + r["text"]
+    for r in records.read(generation_dir(settings, current_generation(settings)))[0]:
+        out[(r.lang, r.doc_id)] = out.get((r.lang, r.doc_id), "") + r.text
     return out
 
 
