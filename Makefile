@@ -46,14 +46,22 @@ chat: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest --quiet || test $$? -eq 1
 	$(VENV)/bin/bpo-assistant chat --host 127.0.0.1 --port 7860
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (`make test TEST_WORKERS=0` runs it in one process): much of
+# its time is waiting on servers, browsers and subprocesses, so two workers save a third or more even on 2 cores.
+# loadfile keeps each module on one worker (its module-scoped fixtures are built once); --no-loadscope-reorder keeps
+# the order tests/conftest.py gives the modules (the real-kb ingest starts at once, slow modules before quick ones).
+# Not loadgroup: with pytest 9, pytest-xdist 3.8 can no longer tag the nodeids, and every group is split.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 ingest: $(VENV)/.installed
 	$(VENV)/bin/bpo-assistant ingest

@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from bpo_assistant.settings import OFFLINE_ENV, REPO_ROOT, Settings
+from ports import free_port  # noqa: F401 - the test modules import it from here
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 ARTIFACTS = REPO_ROOT / "artifacts"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback for servers the tests start (chroma run, Gradio)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc, what: str, limit_s: float = 60.0, log: Path | None = None,
@@ -161,24 +153,35 @@ def pytest_unconfigure(config):
     os.environ["BPO_TEST_POSTGRES_URL"] = url
 
 
-# Under `make test` (pytest-xdist, --dist loadgroup) tests spread over the workers one by one, except that the tests
-# of a module with a module-scoped fixture (a server, a browser, a small index) run on one worker, which builds the
-# fixture once as a plain run does.
-def _xdist_group(item: pytest.Item) -> str | None:
-    defs = getattr(item, "_fixtureinfo", None)
-    if defs is not None and any(d.scope in ("module", "class", "package")
-                                for ds in defs.name2fixturedefs.values() for d in ds):
-        return item.nodeid.split("::", 1)[0]
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # every worker collects, and sorts, alike; the controller checks they agree
+        items[:] = _work_order(items)
+
+
+def _work_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The order the xdist workers take test modules in (`make test`: --dist loadfile --no-loadscope-reorder).
+
+    A module is one unit of work, run on one worker, so its module-scoped fixtures (a server, a browser, a small
+    index) are built once as in a plain run. Two things decide how long the run takes on two workers. The real-kb
+    ingest (real_settings, minutes at load) is done by the first worker to need it while any other needing it waits
+    on the lock, so one module that needs it goes first and the modules that do not come next, for the other worker
+    to work through meanwhile. And the run must not end with one worker still on minutes of browser tests while the
+    other sits idle, so in each part the modules with slow tests (servers, browsers, the wheel install) come before
+    the quick ones. Within a module the order is pytest's."""
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    if hasattr(config, "workerinput"):
-        # The workers take tests in this order: the slow ones (servers, browsers, the wheel install) first, so that
-        # the run does not end with one worker still on a minutes-long test while the other sits idle.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def needs_index(module):
+        return any("real_settings" in item.fixturenames for item in module)
+
+    def slow(module):
+        return sum(item.get_closest_marker("slow") is not None for item in module)
+
+    ordered = sorted(modules.values(), key=lambda module: (needs_index(module), -slow(module)))
+    builders = [module for module in ordered if needs_index(module)]
+    if builders:  # the index is wanted by the module with the most slow tests: it starts the build with the run
+        first = max(builders, key=slow)
+        ordered = [first] + [module for module in ordered if module is not first]
+    return [item for module in ordered for item in module]
