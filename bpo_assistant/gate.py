@@ -18,6 +18,9 @@ from . import phrasebook as pb
 from .phrasebook import POINTER_NOUNS  # noqa: F401  (turn.py and curated.py read it as gate.POINTER_NOUNS)
 from .text import detect_lang, noun_forms, normalize, nouns, person_names, place_names, proper_nouns
 
+# A hiragana part marks a phrase or a verb's noun (向き不向き, 選び), not a term: unnamed_thing and passing_mention.
+_HIRAGANA = re.compile(r"[\u3041-\u309f]")
+
 @dataclass(frozen=True)
 class GateResult:
     ok: bool
@@ -135,7 +138,7 @@ def unnamed_thing(question: str, vocab) -> str | None:
     forms = noun_forms(question)
     for i, (lemma, surface) in enumerate(forms):
         # a term, not a phrase or a suffix: 向き不向き and 結局ただ carry hiragana, 策 (削減策) is one kanji; Latin parts are the acronym rule's
-        if lemma in vocab or len(surface) < 2 or surface.isascii() or re.search(r"[\u3041-\u309f]", surface):
+        if lemma in vocab or len(surface) < 2 or surface.isascii() or _HIRAGANA.search(surface):
             continue
         for j in (i - 1, i + 1):
             if 0 <= j < len(forms):
@@ -161,7 +164,7 @@ def passing_mention(question: str, kb_texts) -> str | None:
     for _lemma, surface in noun_forms(question):
         thing = surface.lower()
         # a term, not a deverbal word (選び of 委託先選び carries hiragana) or a pointer
-        if len(thing) < 2 or thing in POINTER_NOUNS or pb.ASKS_PROCEDURE.search(thing) or re.search(r"[\u3041-\u309f]", thing):
+        if len(thing) < 2 or thing in POINTER_NOUNS or pb.ASKS_PROCEDURE.search(thing) or _HIRAGANA.search(thing):
             continue
         if 1 <= sum(t.count(thing) for t in texts) <= most:
             return surface
