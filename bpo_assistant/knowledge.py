@@ -162,13 +162,9 @@ def load_knowledge(settings: Settings, embedder, index: LoadedIndex) -> Knowledg
         curated_by_base={(curated_base(a.id, a.lang), a.lang): a for a in curated},
         vocab=frozenset(index.keyword.vocab) | derived.bank_nouns | _glossary_nouns(glossary),
         bank_rows=_bank_rows(rows), question_keys=tuple(normalize(r.text).lower() for r in rows),
-        sentence_rows=_sentence_rows(index), loanwords=derived.loanwords, _derived=derived if loaded else None,
+        sentence_rows=index.sentence_rows(),  # the mapped store itself, no per-language copy
+        loanwords=derived.loanwords, _derived=derived if loaded else None,
     )
-
-
-def _sentence_rows(index: LoadedIndex) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    # The index's own view (the mapped store, not a per-language copy: 440 MB at 100k chunks)
-    return index.sentence_rows()
 
 
 def _doc_sections(section_sentences) -> dict[tuple[str, str], tuple[SectionKey, ...]]:
