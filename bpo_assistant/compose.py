@@ -21,7 +21,23 @@ def compose(index, picked: list[Picked], lang: str, max_chars: int, lead: str | 
         text, sentences, citations = _render(index, picked, lang, lead)
         if len(text) <= max_chars or len(picked) <= 1:
             return text, sentences, citations
-        picked = picked[:-1]  # drop the weakest sentence, never cut one in half
+        picked = _without_weakest(picked)  # never cut a sentence in half
+
+
+# e5 rates a section's parallel sentences (「…は品質向上につながります」「…は標準化につながります」) within a
+# thousandth of each other, and which of them is "weakest" then flips between CPUs (AVX2 vs AVX-512 kernels of the
+# embedder). Below this margin the score says nothing: reading order decides, and the later sentence goes.
+NOISE = 1e-3
+
+
+def _without_weakest(picked: list[Picked]) -> list[Picked]:
+    """The last sentence is the weakest (picking.py orders them so); a near-tie in its section loses its later one."""
+    last = picked[-1].sentence
+    ties = [k for k, p in enumerate(picked)
+            if (p.sentence.lang, p.sentence.doc_id, p.sentence.section_id) == (last.lang, last.doc_id, last.section_id)
+            and abs(p.score - picked[-1].score) <= NOISE]
+    drop = max(ties, key=lambda k: picked[k].sentence.ordinal)
+    return picked[:drop] + picked[drop + 1:]
 
 
 def _render(index, picked: list[Picked], lang: str, lead: str | None):

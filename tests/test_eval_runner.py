@@ -247,6 +247,8 @@ def test_peer_pipeline_side_by_side_and_ratios_in_json(tmp_path, capsys):
             pass
 
         def ask(self, question, history=()):
+            # A real peer takes time; an answer faster than the report's 0.1 ms resolution has no latency ratio.
+            time.sleep(0.002)
             if question in ("q0", "r0"):  # one answerable case right; one refusal right, one missed
                 return answer(refused=question == "r0", citations=() if question == "r0" else None)
             return answer(text="x", citations=())  # never cites: fails every other doc_ids case

@@ -403,3 +403,29 @@ def test_a_belittling_belief_is_corrected_not_confirmed():
     assert DISMISSIVE.search("BPOって単なるコストカットの手段ですよね？")
     assert "premise" in intents("結局BPOってただのコスト削減手段ってこと？")
     assert "premise" not in intents("BPOって何をすること？")
+
+
+def test_a_near_tie_at_the_character_limit_drops_the_later_list_item_not_the_first():
+    # Which of a list's parallel items e5 rates lowest flips between CPUs by a ten-thousandth; the answer a user sees
+    # must not: the character limit removes the later item of such a tie, whatever its score's last digits say.
+    from types import SimpleNamespace
+
+    from bpo_assistant.compose import compose
+    from bpo_assistant.picking import Picked
+    from bpo_assistant.types import Chunk, Sentence
+
+    chunk = Chunk("c1", "bpo-overview", "BPOとは", "ja", "overview", "beyond-headcount", "人員削減にとどまらない効果", 0, "")
+    texts = ["BPOの目的はコア業務への集中です。", "専門性は業務品質の向上につながります。",
+             "専門性は業務の標準化につながります。", "専門性は処理スピードの改善につながります。"]
+    scores = [0.93, 0.8952, 0.8981, 0.8954]  # picking.py's order: lead, then best first; 品質 ranks last by 0.0002
+    sents = [Sentence(f"s{k}", "c1", "bpo-overview", "ja", "beyond-headcount", k, t) for k, t in enumerate(texts)]
+    picked = [Picked(s, sc, sc, 0.0) for s, sc in zip(sents, scores)]
+    picked = [picked[0], picked[2], picked[3], picked[1]]
+    index = SimpleNamespace(chunks={"c1": chunk})
+    full, _, _ = compose(index, picked, "ja", 10_000)
+    text, sentences, _ = compose(index, picked, "ja", len(full) - 1)
+    assert [s.text for s in sentences] == texts[:3]
+    # A clear loser still goes, tie or no tie elsewhere in the answer.
+    picked[3] = Picked(sents[1], 0.80, 0.80, 0.0)
+    text, sentences, _ = compose(index, picked, "ja", len(full) - 1)
+    assert [s.text for s in sentences] == [texts[0], texts[2], texts[3]]
