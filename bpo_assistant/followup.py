@@ -75,7 +75,28 @@ def _answer_items(answer: str) -> list[str]:
     if len(lines) >= 2:
         return lines
     parts = _CIRCLED.split(answer)
-    return [re.split(r"[、,。]", p.strip())[0] for p in parts[1:] if p.strip()] if len(parts) > 2 else []
+    if len(parts) > 2:
+        return [re.split(r"[、,。]", p.strip())[0] for p in parts[1:] if p.strip()]
+    return _inline_items(answer)
+
+
+_LEAD_IN = re.compile(r"^(?:そして|また|および|さらに|and)\s*", re.I)
+_TAIL = re.compile(r"(?:など|等|を|が|は|も)[^、]*$|です$|\.$")
+
+
+def _inline_items(answer: str) -> list[str]:
+    """「対象業務、立ち上げの速さ、費用、実績、そしてセキュリティなどを確認しましょう。」: the parts of the first
+    sentence that enumerates three or more with 、 (a chat reply rarely bullets a short list); a lead-in part
+    (「ポイントは」) is not an item, and the last part loses its connective and the verb after it."""
+    for sentence in split_sentences(_MARKERS.sub("", answer)):
+        parts = [p.strip() for p in re.split(r"[、,]", sentence.rstrip("。"))]
+        if len(parts) < 3:
+            continue
+        if parts[0].endswith(("は", "には")):
+            parts = parts[1:]
+        parts[-1] = _TAIL.sub("", _LEAD_IN.sub("", parts[-1]))
+        return [p for p in parts if p] if len(parts) >= 3 else []
+    return []
 
 
 def previous_terms(history: Sequence[Mapping[str, str]], glossary: Glossary) -> list[Term]:

@@ -20,6 +20,8 @@ from .text import detect_lang, noun_forms, normalize, nouns, person_names, place
 
 # A hiragana part marks a phrase or a verb's noun (向き不向き, 選び), not a term: unnamed_thing and passing_mention.
 _HIRAGANA = re.compile(r"[\u3041-\u309f]")
+_KANA = re.compile(r"[\u3041-\u30ff]")  # a Japanese question: Latin capitals there are names, not a sentence's start
+_JAPANESE = re.compile(r"[\u3041-\u30ff\u4e00-\u9fff]")
 
 @dataclass(frozen=True)
 class GateResult:
@@ -58,18 +60,8 @@ def check(question: str, top_dense: float, evidence: list[str], vocab: dict, set
 
 def asks_for_missing_type(question: str, evidence: str) -> str | None:
     """Why the evidence cannot answer what kind of thing the question asks for, or None when it can."""
-    if pb.ASKS_MONEY.search(question) and not pb.MONEY.search(evidence):
-        return "asks for a price, wage or market size the kb does not state"
-    if pb.ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", evidence):
-        return "asks for a percentage the kb does not state"
-    if pb.ASKS_COUNT.search(question) and not re.search(r"\d+\s*(人|社|件|名|people|compan|firm)", evidence):
-        return "asks for a count the kb does not state"
-    if pb.ASKS_DEADLINE.search(question) and not re.search(r"\d+\s*(月|日)|\d{1,2}/\d{1,2}", evidence):
-        return "asks for a deadline the kb does not state"
-    if pb.ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", evidence):
-        return "asks for a number of years the kb does not state"
-    if pb.ASKS_TERM.search(question) and not pb.TERM.search(evidence):
-        return "asks for a contract term the kb does not state"
+    if not pb.ASKS_WHY.search(question) and (reason := _missing_amount(question, evidence)):
+        return reason
     years = {m.group(0) for m in pb.YEAR.finditer(question)}
     if years and not all(y in evidence for y in years):
         return "asks about a year the kb does not cover"
@@ -88,6 +80,25 @@ def asks_for_missing_type(question: str, evidence: str) -> str | None:
     return None
 
 
+def _missing_amount(question: str, evidence: str) -> str | None:
+    """An amount, share, count or length asked for that the evidence does not state."""
+    if pb.ASKS_MONEY.search(question) and not pb.MONEY.search(evidence):
+        return "asks for a price, wage or market size the kb does not state"
+    if pb.ASKS_AVERAGE.search(question) and not re.search(r"\d", evidence):
+        return "asks for an average or typical figure the kb does not state"
+    if pb.ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", evidence):
+        return "asks for a percentage the kb does not state"
+    if pb.ASKS_COUNT.search(question) and not re.search(r"\d+\s*(人|社|件|名|people|compan|firm)", evidence):
+        return "asks for a count the kb does not state"
+    if pb.ASKS_DEADLINE.search(question) and not re.search(r"\d+\s*(月|日)|\d{1,2}/\d{1,2}", evidence):
+        return "asks for a deadline the kb does not state"
+    if pb.ASKS_YEARS.search(question) and not re.search(r"\d+\s*(年|years?)", evidence):
+        return "asks for a number of years the kb does not state"
+    if pb.ASKS_TERM.search(question) and not pb.TERM.search(evidence):
+        return "asks for a contract term the kb does not state"
+    return None
+
+
 def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> str | None:
     """Why no kb sentence can answer the question whatever is retrieved: it compares places the kb never names
     (「ベトナムとフィリピン、どっちが安い？」), asks about a statute no kb text names (「派遣法の規制は？」), or asks for
@@ -97,6 +108,12 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
     names = [n for n in proper_nouns(question) if n not in vocab]
     if names:
         return f"names {names[0]!r}, which the kb does not mention"
+    if pb.ASKS_TEMPLATE.search(question) or pb.ASKS_WRITING.search(question):
+        return "asks for a template or a document to be written; the kb explains, it holds no forms"
+    if pb.OWN_COMPANY.search(question):
+        return "asks for a fact of the asker's own company, which a general kb does not hold"
+    if name := unknown_acronym(question, vocab, kb_texts):
+        return f"names {name!r}, which the kb does not mention"
     if pb.PERSONAL.search(question) and not nouns(" ".join(
             p for p in re.split(r"(?<=[。！？!?…])", question) if not pb.PERSONAL.search(p))):
         # only when nothing but the feeling names a subject: 「締めがしんどいです。どんな業務を出せますか」 asks one
@@ -106,6 +123,8 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         for word in pb.KATAKANA_RUN.findall(before) + pb.ACRONYM.findall(before):
             if word not in loanwords and not any(word in t for t in kb_texts()):
                 return f"names {word!r}, which the kb does not mention"
+    if (m := pb.HANDLES_EVENT.search(question)) and not any(m.group(1) in t for t in kb_texts()):
+        return f"asks how to handle {m.group(1)!r}, which the kb does not cover"
     if thing := unnamed_thing(question, vocab):
         return f"asks about {thing!r}, which the kb does not mention"
     if ((m := pb.RECOMMENDS.search(question)) and any(n not in vocab for n in nouns(question))
@@ -122,6 +141,22 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         name = m.group(0)
         if not name.endswith(pb.NOT_STATUTE) and not any(name[-3:] in t for t in kb_texts()):
             return f"asks about a law ({name}) the kb does not cover"
+    return None
+
+
+def unknown_acronym(question: str, vocab, kb_texts) -> str | None:
+    """An all-capitals name written against Japanese text (「GDPRに対応した」「ISO27001を取っている」) that no kb text
+    uses: the kb cannot say what it requires, whatever sentences on contracts or security retrieval brings."""
+    if not _KANA.search(question):
+        return None
+    for m in pb.ACRONYM.finditer(question):
+        name = m.group(0)
+        before, after = question[m.start() - 1: m.start()], question[m.end(): m.end() + 1]
+        if (len(name) < 3 or name.upper() in pb.ROLE_ACRONYMS
+                or not (_JAPANESE.match(before or " ") or _JAPANESE.match(after or " "))):
+            continue
+        if name.lower() not in vocab and not any(name.lower() in t.lower() for t in kb_texts()):
+            return name
     return None
 
 

@@ -159,12 +159,15 @@ def compound_parts(question: str) -> tuple[str, ...]:
 # Money and size: the kb states no price, fee level, wage or market size, so evidence must show a currency.
 # 「単純な金額比較でいい？」 asks how to judge, not for an amount.
 ASKS_MONEY = re.compile(
-    r"いくら|何円|何万円|何億|何兆|金額(?!比較|の比較|だけ|のみ)|相場|単価|時給|月給|年収|給料|給与水準|賃金|市場規模|規模は|上限額|株価|銘柄|"
+    r"いくら|何円|何万円|何億|何兆|金額(?!比較|の比較|だけ|のみ)|相場|単価|時給|月給|年収|給料|給与水準|賃金|(市場|業界)の?規模|規模は|上限額|株価|銘柄|"
     r"how much|market size|how big|salary|salaries|wage|hourly rate|price of|cost per|stock price|share price|"
     r"(usual|typical|average|standard|normal)\s+(\w+\s+)?(fee|price|cost|rate)s?\b",
     re.I,
 )
 MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
+# An average or a typical figure (「平均でどれくらい？」「通話時間の目安は？」): evidence must show a number.
+ASKS_AVERAGE = re.compile(r"平均(で|して|的な|的に|の)?[^。？?]{0,12}(どれくらい|どのくらい|どれぐらい|どのぐらい|何|いくら)|"
+                          r"(時間|日数|件数|人数|期間)の目安|\bon average\b|\baverage (number|time|length)", re.I)
 ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|成長率|伸び率|CAGR|シェアは|シェアを|percent|percentage|what share|"
                            r"growth rate|market share", re.I)
 # Public subsidies (補助金, 助成金): the kb names none.
@@ -192,7 +195,8 @@ TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|\
 YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者|ツール|製品|ソフト)|"
-    r"(ツール|製品|ソフト)を\d+つ|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
+    r"(ツール|製品|ソフト)を\d+つ|(製品|商品|ツール|ソフト|サービス|ブランド)名|事例を(\d+|[一二三四五]|いくつか)|"
+    r"有名な[^。？?]{0,12}(会社|企業|ベンダー|業者|事例)|(売上|売り上げ|規模|シェア)[^。？?]{0,6}(大きい|多い|高い|トップ)[^。？?]{0,4}(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
     r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top (\d+|three|five|ten)\b|ranking|recommend (a|some) (vendor|compan)|"
     r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
     r"(一番|いちばん|最も|もっとも)(大き|有名|人気)[^。？?]*(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(って|は)どこ(?!まで)|"
@@ -237,9 +241,34 @@ ASKS_CONTENTS = re.compile(r"書くべき(項目|こと|内容)|記載(すべき
 RECOMMENDS = re.compile(r"(?:おすすめ|オススメ|お勧め|お薦め)(?:の|な)([一-龥ぁ-んァ-ヶー]{2,}?)(?=は|を|が|って|ある|ない|教え|[、。？?！!]|$)")
 # The asker's own wellbeing (「担当者になってから毎日つらいです。どうしたらいい？」): personal advice, which the kb never gives.
 PERSONAL = re.compile(r"(つら|辛)(い|くて|すぎ)|しんど|疲れ(て|た|る)|辞めたい|やめたい|転職|メンタル|落ち込|泣きたい|眠れな|"
+                       r"気持ち(を|が|の)(切り替|整理|立て直|落ち着)|気が重|憂鬱|不安で(たまら|仕方|眠)|"
                        r"burn(ed|t)?\s*out|i('m|\s+am)\s+(so\s+)?(tired|exhausted|stressed|depressed)|quit\s+my\s+job", re.I)
+# A reason asked for (「継続契約の割合を見るのはなんのため？」): the kb gives reasons, so a number word in the question
+# (割合, 規模) names the topic, not the kind of answer.
+ASKS_WHY = re.compile(r"なんのため|何のため|なぜ|なんで|どうして|\bwhy\b|what for", re.I)
+# How to handle an event (「委託先が倒産したときの対応手順」): the kb covers the events it names (情報漏洩, トラブル);
+# for any other the retrieved steps would be about something else.
+HANDLES_EVENT = re.compile(r"([一-龥ァ-ヶー]{2,})(?:し|さ|になっ|が起き|が起こっ|が発生し|に遭っ)(?:た|れた)?(?:とき|時|場合|際)"
+                           r"(?:の|に|は)?(?:対応|対処|手順|対策|どう)")
+# A template or a document written to order (「契約書のひな形をください」「提案資料を作って」): the kb explains, it holds
+# no forms and this assistant composes no documents. Only a request counts: 「契約書には何を書いておくべき？」 asks what the
+# kb advises, 「提案書を書いてもらう」 is the vendor's work.
+ASKS_TEMPLATE = re.compile(r"テンプレート|雛形|ひな形|ひながた|記入例|記載例|書式|文例|\btemplates?\b|sample (contract|document|clause)",
+                           re.I)
+ASKS_WRITING = re.compile(r"(資料|スライド|メール|文書|企画書|提案書|稟議書|文面|契約書|議事録|報告書)(を|の)?[^。？?]{0,8}"
+                          r"(作って|作成して|書いて|下書きして|起案して)(?=ください|下さい|くれ|ほしい|欲しい|もらえ|いただけ|[。？?！!\s]|$)|"
+                          r"\b(draft|write)\s+(me\s+|us\s+)?(a|an|the|our)\s+([\w-]+\s+){0,2}(email|proposal|contract|memo|presentation)", re.I)
+# A fact of the asker's own company (「うちの会社のBPO担当者は誰？」): the kb is general knowledge, it holds no staff
+# list or contract register. 「自社のどこを外に出す？」「うちではどこまで任せていい？」 ask for the kb's advice.
+OWN_COMPANY = re.compile(r"(うちの|うちで|当社|弊社|わが社|我が社|自社)[^。？?]{0,20}(誰|だれ|どこ(?!まで|から|を|に)|何人|いくら)|"
+                         r"\bwho\s+(is|are)\s+(our|my)\b|\bwhich\s+(vendor|compan(y|ies)|provider|firm)s?\s+(do|does|did)\s+(we|our)\b",
+                         re.I)
+# An all-capitals name in a Japanese question (GDPR, ISO27001, ERP) that no kb text uses; job titles are no subject.
+# Only one written against Japanese text (「GDPRに」) is a name: 「DROP TABLE users」 pasted before a question is noise.
+ROLE_ACRONYMS = frozenset({"CEO", "CFO", "CIO", "CTO", "COO", "CISO", "CHRO", "CDO"})
 COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
-# Nouns that only point at something said before (「その人」「3つ目のやつ」「その辺の話」): they carry no subject,
+# Nouns that only point at something said before (「その人」「3つ目のやつ」「最後のやつ」「その辺の話」): they carry no subject,
 # so a follow-up made of them is judged by what it points at, not refused for using words the kb lacks.
-POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 役割 役目 中身 意味 前者 後者".split())
+POINTER_NOUNS = frozenset("人 方 奴 物 事 所 辺 話 件 点 部分 内容 詳細 具体 具体例 例 目 個 つ 番 役割 役目 中身 意味 前者 後者 最初 最後 さっき"
+                          .split())

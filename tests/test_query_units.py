@@ -397,6 +397,61 @@ def test_names_court_cases_personal_advice_and_itemised_contents_are_refused_but
     assert "people" in asks_for_missing_type("BPOという言葉を最初に使ったのは誰？", "BPOは経営手法です。")
 
 
+def test_a_reason_for_a_number_is_answered_and_market_size_event_handling_and_feelings_are_refused():
+    from bpo_assistant.gate import asks_for_missing_type, foreign_subject
+
+    # 割合 names what is looked at; なんのため asks why, which the kb answers
+    assert asks_for_missing_type("実績の中で継続契約の割合を見るのはなんのため？", "継続率は満足度を示します。") is None
+    assert "percentage" in asks_for_missing_type("継続契約の割合は何割くらい？", "継続率は満足度を示します。")
+    assert "market size" in asks_for_missing_type("日本のBPO市場の規模って今どのくらい？", "オフショア市場は拡大しています。")
+    assert "names" in asks_for_missing_type("おすすめのRPAツールの製品名は？", "RPAで自動化します。")
+    assert "names" in asks_for_missing_type("BPOで有名な日本の大企業の導入事例を3つ挙げて", "BPOは戦略です。")
+    vocab = {"bpo", "委託", "先", "会社", "対応", "手順", "情報", "漏洩", "部署", "気持ち", "外"}
+    texts = ["委託先の管理 情報漏洩が起きたときの対応を契約で決めます。", "委託の範囲を決めます。", "委託先を選びます。"]
+    kb_texts = lambda: iter(texts)  # noqa: E731
+    assert "倒産" in foreign_subject("委託先のBPO会社が倒産したときの対応手順を教えてください", vocab, kb_texts)
+    assert foreign_subject("情報漏洩が起きたときの対応は？", vocab, kb_texts) is None  # an event the kb covers
+    assert "personal" in foreign_subject(
+        "うちの部署がまるごと外に出されることになって正直落ち込んでます。どう気持ちを切り替えたらいいですか", vocab, kb_texts)
+
+
+def test_templates_written_documents_own_company_facts_unknown_acronyms_and_averages_are_refused():
+    from bpo_assistant.gate import asks_for_missing_type, foreign_subject
+
+    vocab = {"bpo", "契約", "書", "会社", "担当", "者", "委託", "先", "提案", "ポイント", "rfp", "sla"}
+    texts = ["契約 SLAを結びます。RFPを示します。契約書に定めます。", "委託先 提案書を比べます。委託先を選びます。"]
+    kb_texts = lambda: iter(texts)  # noqa: E731
+    assert "template" in foreign_subject("BPOの契約書のひな形をください", vocab, kb_texts)
+    assert "document" in foreign_subject("来週の会議でBPO導入を提案する資料を作って", vocab, kb_texts)
+    assert "document" in foreign_subject("Can you draft a BPO contract for us?", vocab, kb_texts)
+    assert foreign_subject("契約書には何を書いておくべき？", vocab, kb_texts) is None  # the kb's advice, not a form
+    assert foreign_subject("委託先に提案書を書いてもらうときのポイントは？", vocab, kb_texts) is None
+    assert "own company" in foreign_subject("うちの会社のBPO担当者は誰ですか", vocab, kb_texts)
+    assert foreign_subject("うちの会社ではどこまで委託していい？", vocab, kb_texts) is None
+    assert "own company" in foreign_subject("Which vendor do we use for payroll?", vocab, kb_texts)
+    assert "GDPR" in foreign_subject("GDPRに対応した契約書のポイントは？", vocab, kb_texts)
+    assert foreign_subject("SLAとRFPの違いは？", vocab, kb_texts) is None  # acronyms the kb uses
+    assert foreign_subject("CFOにBPOを提案するポイントは？", vocab, kb_texts) is None  # a job title
+    assert foreign_subject("'; DROP TABLE users; -- BPOのポイントは？", vocab, kb_texts) is None  # pasted noise
+    assert "average" in asks_for_missing_type("コールセンターの平均通話時間の目安は？", "電話応対を委託できます。")
+    assert asks_for_missing_type("導入までの期間は平均でどのくらい？", "運用開始まで3〜4か月かかります。") is None
+
+
+def test_the_last_item_of_an_inline_enumeration_is_what_a_pointer_follow_up_means(glossary):
+    from bpo_assistant.followup import ordinal_item
+
+    history = [{"role": "user", "content": "委託先を選ぶときのポイントは？"},
+               {"role": "assistant", "content": "対象業務が合っているか、立ち上げの速さ、費用、実績、そしてセキュリティなどを確認しましょう。"}]
+    assert ordinal_item("最後のやつ、もう少し詳しくお願いします", history) == "セキュリティ"
+    assert ordinal_item("2つ目は？", history) == "立ち上げの速さ"
+    lead_in = [{"role": "user", "content": "BPOのメリットは？"},
+               {"role": "assistant", "content": "主なメリットは、コア業務への集中、品質の向上、コスト削減です。"}]
+    assert ordinal_item("1つ目を詳しく", lead_in) == "コア業務への集中"  # 「主なメリットは」 is no item
+    assert ordinal_item("3つ目は？", lead_in) == "コスト削減"
+    two = [{"role": "user", "content": "契約の種類は？"}, {"role": "assistant", "content": "委任と請負があります。"}]
+    assert ordinal_item("最後のやつは？", two) == ""  # no enumeration: nothing is invented
+
+
 def test_a_belittling_belief_is_corrected_not_confirmed():
     from bpo_assistant.phrasebook import DISMISSIVE, intents
 
