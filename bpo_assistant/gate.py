@@ -52,10 +52,20 @@ def check(question: str, top_dense: float, evidence: list[str], vocab: dict, set
     names = [n for n in proper_nouns(asked or question) if n not in vocab]
     if names:  # トヨタの事例, "What did Toyota achieve": a named company, product or place the kb never mentions
         return GateResult(False, f"names {names[0]!r}, which the kb does not mention", top_dense, share)
-    reason = asks_for_missing_type(question, " ".join(evidence))
+    reason = asks_for_missing_type(question, " ".join(evidence)) or unknown_quantity(asked or question, evidence, vocab)
     if reason:
         return GateResult(False, reason, top_dense, share)
     return GateResult(True, "ok", top_dense, share)
+
+
+def unknown_quantity(question: str, evidence: list[str], vocab) -> str | None:
+    """「オフショア先の時差ってどれくらい？」: a figure asked of a word the kb never uses, and no number in the evidence.
+    Both are needed: 「導入までどれくらい時間かかる？目安しりたい」 uses a word the kb lacks (目安) and is answered by
+    「3〜4か月」; 「効果ってどのくらい？」 has no number to give but asks of a kb word."""
+    if not pb.ASKS_QUANTITY.search(question) or re.search(r"\d", " ".join(evidence)):
+        return None
+    unknown = [n for n in nouns(question) if len(n) > 1 and n not in vocab]
+    return f"asks for a figure of {unknown[0]!r}, which the kb does not state" if unknown else None
 
 
 def asks_for_missing_type(question: str, evidence: str) -> str | None:
@@ -88,7 +98,7 @@ def _missing_amount(question: str, evidence: str) -> str | None:
         return "asks for an average or typical figure the kb does not state"
     if pb.ASKS_PERCENT.search(question) and not re.search(r"\d\s*(%|％|割)", evidence):
         return "asks for a percentage the kb does not state"
-    if pb.ASKS_COUNT.search(question) and not re.search(r"\d+\s*(人|社|件|名|people|compan|firm)", evidence):
+    if pb.ASKS_COUNT.search(question) and not re.search(r"\d+\s*(人|社|件|名|回|people|compan|firm|times)", evidence):
         return "asks for a count the kb does not state"
     if pb.ASKS_DEADLINE.search(question) and not re.search(r"\d+\s*(月|日)|\d{1,2}/\d{1,2}", evidence):
         return "asks for a deadline the kb does not state"
@@ -112,6 +122,13 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         return "asks for a template or a document to be written; the kb explains, it holds no forms"
     if pb.OWN_COMPANY.search(question):
         return "asks for a fact of the asker's own company, which a general kb does not hold"
+    if pb.ASKS_CONTACT.search(question):
+        return "asks for contact details; the kb names no vendors"
+    if pb.ASKS_SURVEY.search(question):
+        return "asks for survey results or statistics the kb does not cite"
+    places = [p for p in place_names(question) if p not in vocab]
+    if places and pb.ASKS_OF_PLACE.search(question):
+        return f"asks about {places[0]!r}, which the kb does not describe"
     if name := unknown_acronym(question, vocab, kb_texts):
         return f"names {name!r}, which the kb does not mention"
     if pb.PERSONAL.search(question) and not nouns(" ".join(
@@ -134,7 +151,6 @@ def foreign_subject(question: str, vocab, kb_texts, loanwords=frozenset()) -> st
         return f"asks for the steps or contents of {thing!r}, which the kb mentions only in passing"
     if (m := pb.BROADCAST.search(question)) and not any(m.group(0) in t for t in kb_texts()):
         return "asks about broadcasting (the other BPO, 放送倫理・番組向上機構), which the kb does not cover"
-    places = [p for p in place_names(question) if p not in vocab]
     if len(places) >= 2 and pb.COMPARES.search(question):
         return f"compares places the kb does not describe ({', '.join(places)})"
     for m in pb.STATUTE.finditer(question):
@@ -149,7 +165,7 @@ def unknown_acronym(question: str, vocab, kb_texts) -> str | None:
     uses: the kb cannot say what it requires, whatever sentences on contracts or security retrieval brings."""
     if not _KANA.search(question):
         return None
-    for m in pb.ACRONYM.finditer(question):
+    for m in list(pb.ACRONYM.finditer(question)) + list(pb.CAMEL.finditer(question)):
         name = m.group(0)
         before, after = question[m.start() - 1: m.start()], question[m.end(): m.end() + 1]
         if (len(name) < 3 or name.upper() in pb.ROLE_ACRONYMS

@@ -168,7 +168,7 @@ MONEY = re.compile(r"\d[\d,.]*\s*(円|万|億|兆|ドル|%|％)|[$¥€]\s*\d")
 # An average or a typical figure (「平均でどれくらい？」「通話時間の目安は？」): evidence must show a number.
 ASKS_AVERAGE = re.compile(r"平均(で|して|的な|的に|の)?[^。？?]{0,12}(どれくらい|どのくらい|どれぐらい|どのぐらい|何|いくら)|"
                           r"(時間|日数|件数|人数|期間)の目安|\bon average\b|\baverage (number|time|length)", re.I)
-ASKS_PERCENT = re.compile(r"何\s*%|何パーセント|何割|割合|成長率|伸び率|CAGR|シェアは|シェアを|percent|percentage|what share|"
+ASKS_PERCENT = re.compile(r"何\s*[%％]|何パーセント|何割|割合|成長率|伸び率|CAGR|シェアは|シェアを|percent|percentage|what share|"
                            r"growth rate|market share", re.I)
 # Public subsidies (補助金, 助成金): the kb names none.
 ASKS_SUBSIDY = re.compile(r"補助金|助成金|給付金|subsid|\bgrants?\b", re.I)
@@ -181,7 +181,7 @@ KATAKANA_RUN = re.compile(r"[\u30a1-\u30faー]{4,}")
 ACRONYM = re.compile(r"(?<![A-Za-z])[A-Z]{2,}[A-Za-z0-9]*(?![A-Za-z])")
 # The other BPO: 放送倫理・番組向上機構 (Broadcasting Ethics & Program Improvement Organization) judges programmes.
 BROADCAST = re.compile(r"放送|番組|テレビ|ラジオ|視聴者|broadcast|television|\bTV\b|programme", re.I)
-ASKS_COUNT = re.compile(r"何人|何社|何件|何名|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
+ASKS_COUNT = re.compile(r"何人|何社|何件|何名|(週|月|年|日)に?何回|how many times|how often|how many (people|staff|employees|companies|firms|vendors|workers)", re.I)
 ASKS_DEADLINE = re.compile(r"いつまで|締め切り|締切|期限|deadline|due date|by when", re.I)
 # "How long does a BPO contract last" asks for years; "how long does it take to get … up and running" asks for the
 # lead time the kb states (3–4 months), so only "how long <it> runs/lasts" counts.
@@ -195,7 +195,7 @@ TERM = re.compile(r"契約[^。.]{0,20}\d+\s*(年|ヶ月|か月|カ月|ヵ月)|\
 YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
 ASKS_NAMES = re.compile(
     r"おすすめの(会社|企業|ベンダー|業者|ツール|製品|ソフト)|"
-    r"(ツール|製品|ソフト)を\d+つ|(製品|商品|ツール|ソフト|サービス|ブランド)名|事例を(\d+|[一二三四五]|いくつか)|"
+    r"(ツール|製品|ソフト)を\d+つ|(製品|商品|ツール|ソフト|サービス|ブランド)名|(会社|企業|ベンダー|業者)の名前|事例を(\d+|[一二三四五]|いくつか)|"
     r"有名な[^。？?]{0,12}(会社|企業|ベンダー|業者|事例)|(売上|売り上げ|規模|シェア)[^。？?]{0,6}(大きい|多い|高い|トップ)[^。？?]{0,4}(会社|企業|ベンダー|業者)|(会社|企業|ベンダー|業者)(名|を教えて|を\d+社)|ランキング|どこの会社|どこがいい|"
     r"大手|最大手|\d+社|which compan|best (bpo )?(compan|vendor|provider)|top (\d+|three|five|ten)\b|ranking|recommend (a|some) (vendor|compan)|"
     r"compan(y|ies) names?|names? of (the )?(compan|vendor|provider)|which (bpo )?(vendor|compan|provider)\w* is (the )?best|"
@@ -245,7 +245,7 @@ PERSONAL = re.compile(r"(つら|辛)(い|くて|すぎ)|しんど|疲れ(て|た
                        r"burn(ed|t)?\s*out|i('m|\s+am)\s+(so\s+)?(tired|exhausted|stressed|depressed)|quit\s+my\s+job", re.I)
 # A reason asked for (「継続契約の割合を見るのはなんのため？」): the kb gives reasons, so a number word in the question
 # (割合, 規模) names the topic, not the kind of answer.
-ASKS_WHY = re.compile(r"なんのため|何のため|なぜ|なんで|どうして|\bwhy\b|what for", re.I)
+ASKS_WHY = re.compile(r"なんのため|何のため|なぜ|なんで(?![すし])|どうして|\bwhy\b|what for", re.I)
 # How to handle an event (「委託先が倒産したときの対応手順」): the kb covers the events it names (情報漏洩, トラブル);
 # for any other the retrieved steps would be about something else.
 HANDLES_EVENT = re.compile(r"([一-龥ァ-ヶー]{2,})(?:し|さ|になっ|が起き|が起こっ|が発生し|に遭っ)(?:た|れた)?(?:とき|時|場合|際)"
@@ -266,6 +266,19 @@ OWN_COMPANY = re.compile(r"(うちの|うちで|当社|弊社|わが社|我が�
 # An all-capitals name in a Japanese question (GDPR, ISO27001, ERP) that no kb text uses; job titles are no subject.
 # Only one written against Japanese text (「GDPRに」) is a name: 「DROP TABLE users」 pasted before a question is noise.
 ROLE_ACRONYMS = frozenset({"CEO", "CFO", "CIO", "CTO", "COO", "CISO", "CHRO", "CDO"})
+# Contact details and survey figures: the kb names no vendor, so it has no contact, and cites no survey.
+ASKS_CONTACT = re.compile(r"連絡先|電話番号|メールアドレス|問い合わせ先|ホームページ|\burl\b|phone number|contact (details|information)|"
+                          r"email address", re.I)
+ASKS_SURVEY = re.compile(r"調査(結果|の結果|データ)|アンケート(結果|の結果)|統計|白書|survey (results?|data)|statistics", re.I)
+# A figure asked of a thing the kb never names (「オフショア先の時差ってどれくらい？」 — 時差): a kb noun (効果, 期間)
+# asked this way gets the kb's own account of it.
+ASKS_QUANTITY = re.compile(r"どれくらい|どのくらい|どれぐらい|どのぐらい|何回|何度|何時間|何日")
+# Asked of a place the kb never describes (「インドのBPO企業の特徴は？」「大阪でおすすめの会社は？」); a place that only
+# sets the scene (「大阪の中小企業で、メリットは？」) asks nothing of it.
+ASKS_OF_PLACE = re.compile(r"特徴|事情|状況|強み|評判|おすすめ|オススメ|人気|有名|人件費|相場|市場|what is .* like|popular|known for",
+                           re.I)
+# A product name in camel case (ChatGPT, UiPath, SharePoint): a name the kb would have to use to answer.
+CAMEL = re.compile(r"(?<![A-Za-z])[A-Z][a-z]+[A-Z][A-Za-z0-9]*(?![A-Za-z])")
 COMPARES = re.compile(r"どっち|どちら|比べ|比較|違い|which|compare|versus|\bvs\b", re.I)
 
 # Nouns that only point at something said before (「その人」「3つ目のやつ」「最後のやつ」「その辺の話」): they carry no subject,

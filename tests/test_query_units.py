@@ -437,6 +437,25 @@ def test_templates_written_documents_own_company_facts_unknown_acronyms_and_aver
     assert asks_for_missing_type("導入までの期間は平均でどのくらい？", "運用開始まで3〜4か月かかります。") is None
 
 
+def test_contacts_surveys_places_camel_case_products_and_figures_of_unknown_things_are_refused():
+    from bpo_assistant import gate
+
+    vocab = {"bpo", "委託", "先", "会社", "オフショア", "効果", "導入", "時間", "企業", "中小", "メリット", "アジア"}
+    texts = ["オフショア アジアの拠点が広がっています。", "導入 運用開始まで3〜4か月かかります。"]
+    kb_texts = lambda: iter(texts)  # noqa: E731
+    assert "contact" in gate.foreign_subject("BPOベンダーの営業担当者の連絡先を教えて", vocab, kb_texts)
+    assert "survey" in gate.foreign_subject("BPOを導入した会社の満足度調査の結果は？", vocab, kb_texts)
+    assert "インド" in gate.foreign_subject("インドのBPO企業の特徴は？", vocab, kb_texts)
+    assert gate.foreign_subject("大阪の中小企業なんだけど、BPOのメリットは？", vocab, kb_texts) is None  # sets the scene
+    assert "ChatGPT" in gate.foreign_subject("ChatGPTを使ったBPOの事例は？", vocab, kb_texts)
+    assert "count" in gate.asks_for_missing_type("委託先との定例会議は週何回が普通？", "定期的に報告を受けます。")
+    assert "percentage" in gate.asks_for_missing_type("BPO導入の失敗率って何％くらいなんですか？", "効果が出ないこともあります。")
+    no_number, lead_time = ["アジアの拠点が広がっています。"], ["運用開始まで3〜4か月かかります。"]
+    assert "時差" in gate.unknown_quantity("オフショア先の時差ってどれくらい？", no_number, vocab)
+    assert gate.unknown_quantity("導入までどれくらい時間かかる？目安しりたい", lead_time, vocab) is None  # a number to give
+    assert gate.unknown_quantity("BPOの効果ってどのくらい？", no_number, vocab) is None  # asked of a kb word
+
+
 def test_the_last_item_of_an_inline_enumeration_is_what_a_pointer_follow_up_means(glossary):
     from bpo_assistant.followup import ordinal_item
 
