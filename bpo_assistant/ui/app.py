@@ -330,13 +330,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
 
     auth = None
     if settings.auth_file:
-        from .auth import AuthFileError, make_async_verifier, parse_auth_file
+        from .auth import AuthFile, AuthFileError, make_async_verifier
 
+        logins = AuthFile(settings.auth_file, settings.auth_min_iterations)
         try:
-            auth = make_async_verifier(parse_auth_file(settings.auth_file))
+            for warning in logins.load():
+                print(f"auth file: {warning}", file=sys.stderr)
         except (OSError, AuthFileError) as exc:
             print(f"auth file unusable, not starting: {exc}", file=sys.stderr)
             return 2
+        auth = make_async_verifier(logins)
     elif not is_loopback(host):
         if not allow_unauthenticated:
             print(f"refusing to serve on {host} without a login: set BPO_AUTH_FILE "
