@@ -364,6 +364,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
         print(f"cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    from .unreachable import wait_for_store
+
+    try:  # before the index check: that reads the store too, and would end in a traceback
+        wait_for_store(settings, host, port)
+    except KeyboardInterrupt:
+        return 130
     from bpo_assistant.ingest.pipeline import ensure_index
 
     from bpo_assistant.api.http import create_app
