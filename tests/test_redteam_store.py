@@ -99,3 +99,33 @@ def _wait(base: str, proc, ok, limit_s: float, path: str = "/") -> httpx.Respons
             pass
         time.sleep(0.3)
     pytest.fail(f"{base}{path} never answered as expected")
+
+
+def test_ask_says_when_it_waits_for_another_ingest(tmp_path, capsys):
+    import threading
+
+    from bpo_assistant import atomic
+    from bpo_assistant.ask_cli import cli_ask
+
+    data, kb = tmp_path / "data", tmp_path / "kb"
+    _small_kb(kb)
+    settings = make_settings(data, kb, embedder="fake:32", log_questions=False)
+    run_ingest(settings, progress=False)
+    held, release = threading.Event(), threading.Event()
+
+    def other_ingest() -> None:  # stands in for `bpo-assistant ingest` in another process
+        with atomic.exclusive(settings.data_path(".ingest.lock")):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_ingest)
+    holder.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    try:
+        assert cli_ask(settings, "委託とは？", None, as_json=False) == 0
+    finally:
+        release.set()
+        holder.join()
+    captured = capsys.readouterr()
+    assert f"waiting for another ingest of {data} to finish" in captured.err and captured.out.strip()  # then it answers (the fake embedder refuses)
