@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from api_server import PASSWORD, TEST_ITERATIONS, TOKEN, server_env, start, write_auth_files
-from bpo_assistant.ui import auth
+from bpo_assistant.ui import auth, auth_file
 from bpo_assistant.ui.auth import LoginThrottle
 from bpo_assistant.settings import REPO_ROOT
 from conftest import free_port, make_settings
@@ -115,9 +115,9 @@ def test_auth_entries_below_600000_iterations_are_flagged_and_cannot_log_in(tmp_
     # next to a strong entry the weak one is named, and only it is refused
     path.write_text(auth.make_line("old", PASSWORD, iterations=10_000) + "\n"
                     + auth.make_line("new", PASSWORD, iterations=TEST_ITERATIONS) + "\n")
-    users, warnings = auth.load_auth_file(path, min_iterations=TEST_ITERATIONS)
+    users, warnings = auth_file.load_auth_file(path, min_iterations=TEST_ITERATIONS)
     assert list(users) == ["new"] and len(warnings) == 1 and "'old'" in warnings[0] and "10000" in warnings[0]
-    logins = auth.AuthFile(path, TEST_ITERATIONS)
+    logins = auth_file.AuthFile(path, TEST_ITERATIONS)
     logins.load()
     assert logins("new", PASSWORD) and not logins("old", PASSWORD)
 
@@ -133,7 +133,7 @@ def test_an_auth_file_others_can_read_is_refused(tmp_path, capsys):
 
 def test_the_auth_file_is_re_read_when_it_changes(tmp_path):
     users, _ = write_auth_files(tmp_path, users=("alice", "bob"))
-    logins = auth.AuthFile(users, TEST_ITERATIONS)
+    logins = auth_file.AuthFile(users, TEST_ITERATIONS)
     logins.load()
     assert logins("bob", PASSWORD) and logins("alice", PASSWORD)
     users.write_text(auth.make_line("alice", PASSWORD, iterations=TEST_ITERATIONS) + "\n")  # bob revoked

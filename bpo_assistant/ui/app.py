@@ -330,7 +330,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
 
     auth = None
     if settings.auth_file:
-        from .auth import AuthFile, AuthFileError, make_async_verifier
+        from .auth import AuthFileError, make_async_verifier
+        from .auth_file import AuthFile
 
         logins = AuthFile(settings.auth_file, settings.auth_min_iterations)
         try:

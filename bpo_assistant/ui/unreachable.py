@@ -9,15 +9,12 @@ instead of a refused connection, and the operator sees one line in the log, not 
 from __future__ import annotations
 
 import html
-import logging
 import sys
 import threading
 import time
 
 from bpo_assistant.ingest.status import store_error
 from bpo_assistant.settings import Settings
-
-log = logging.getLogger(__name__)
 
 RETRY_S = 5.0
 _PAGE = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{retry}">
