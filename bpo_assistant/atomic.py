@@ -95,13 +95,19 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def exclusive(path: str | Path):
+def exclusive(path: str | Path, on_wait=None):
     """Hold an exclusive flock on `path` (created if missing) for the block: one process at a time per data dir
-    (ingest, the one-time feedback migration); the kernel releases it when the holder dies, so no stale lock file."""
+    (ingest, the one-time feedback migration); the kernel releases it when the holder dies, so no stale lock file.
+    `on_wait()` runs once when another process holds it, before blocking: `ask` otherwise sat silent for 27 s."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     compare_router_veto: float = 0.8
 
     auth_file: Path | None = None
+    # Entries of auth_file hashed with fewer PBKDF2 rounds cannot log in (ui/auth.py); lowered only by tests.
+    auth_min_iterations: int = 600_000
     # Chat sessions (ui/sessions.py): the server forgets a session idle this long (its chat stays in the browser)
     # and holds at most this many; Gradio alone keeps 10,000 at ~0.3 MB each.
     chat_session_idle_s: float = 1800.0

@@ -8,6 +8,21 @@ import sys
 from bpo_assistant.settings import Settings
 
 
+def store_error(settings: Settings) -> str | None:
+    """None when the Chroma server of BPO_CHROMA_URL answers (or the store is the embedded one), else one line
+    naming the URL: what `status` and the chat say instead of reporting OK or showing a traceback."""
+    if not settings.chroma_url:
+        return None
+    from bpo_assistant.index import chroma_client
+
+    try:
+        chroma_client(settings).heartbeat()
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, not a Chroma server: all mean "unreachable"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"vector store unreachable at {settings.chroma_url}: {reason[:200]}"
+    return None
+
+
 def status_info(settings: Settings, health: bool = True) -> dict:
     """Plain dict for the UI. `ready` is False (and the rest empty) when no index exists yet.
 
@@ -44,6 +59,10 @@ def status_info(settings: Settings, health: bool = True) -> dict:
         probes = KeywordIndex.load(prev.dir / "bm25").health()
         info["keyword_health"] = probes
         info["healthy"] = all(n > 0 for n in probes.values())
+    # the store the answers are read from, not the one the last ingest recorded
+    info["store_error"] = store_error(settings)
+    if info["store_error"]:
+        info["healthy"] = False
     return info
 
 
@@ -108,4 +127,6 @@ def cli_status(settings: Settings) -> int:
     print(f"{'keyword':<13}{probes} → {'OK' if info['healthy'] else 'FAILED: a probe term has no hits'}")
     for path, reason in info["failed"]:
         print(f"not indexed  {path}: {reason}")
+    if info.get("store_error"):
+        print(f"{'store':<13}FAILED: {info['store_error']}")
     return 0 if info["healthy"] else 1

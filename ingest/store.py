@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,10 @@ def read_current(settings: Settings) -> Previous | None:
 @contextlib.contextmanager
 def ingest_lock(settings: Settings):
     """One ingest per data dir at a time (CLI, `ask` on first use, the UI); the kernel drops it if killed."""
-    with atomic.exclusive(settings.data_path(".ingest.lock")):
+    def say() -> None:
+        print(f"waiting for another ingest of {settings.data_dir} to finish…", file=sys.stderr, flush=True)
+
+    with atomic.exclusive(settings.data_path(".ingest.lock"), on_wait=say):
         yield
 
 

@@ -18,6 +18,7 @@ from bpo_assistant.ui import auth
 
 PASSWORD = "correct horse battery"
 TOKEN = "bpo_test-token-for-the-api-0123456789abcdef"
+TEST_ITERATIONS = 20_000  # a served login takes 600,000 (ui/auth.py); 0.65 s per try would slow every login test
 
 
 @dataclass
@@ -42,9 +43,10 @@ class Server:
 
 
 def write_auth_files(tmp: Path, users=("alice", "bob")) -> tuple[Path, Path]:
-    """A login file (PBKDF2 at the lowest accepted cost, to keep tests quick) and a tokens file (mode 600)."""
+    """A login file (PBKDF2 at TEST_ITERATIONS, which server_env lets log in, to keep tests quick) and a tokens
+    file (mode 600)."""
     users_file = tmp / "users.txt"
-    iterations = max(auth.MIN_ITERATIONS, 20_000)
+    iterations = TEST_ITERATIONS
     users_file.write_text("".join(auth.make_line(u, PASSWORD, iterations=iterations) + "\n" for u in users))
     tokens_file = tmp / "tokens.txt"
     tokens_file.write_text(f"alice:{PREFIX}{digest(TOKEN)}\n")
@@ -57,7 +59,8 @@ def server_env(settings, **bpo) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPO_")}
     env.update(OFFLINE_ENV)
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               BPO_DATA_DIR=str(settings.data_dir), BPO_KB_DIR=str(settings.kb_dir))
+               BPO_DATA_DIR=str(settings.data_dir), BPO_KB_DIR=str(settings.kb_dir),
+               BPO_AUTH_MIN_ITERATIONS=str(TEST_ITERATIONS))
     env.update({f"BPO_{k.upper()}": str(v) for k, v in bpo.items()})
     return env
 

@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from api_server import PASSWORD, TOKEN, server_env, start, write_auth_files
+from api_server import PASSWORD, TEST_ITERATIONS, TOKEN, server_env, start, write_auth_files
+from bpo_assistant.ui import auth, auth_file
 from bpo_assistant.ui.auth import LoginThrottle
 from bpo_assistant.settings import REPO_ROOT
 from conftest import free_port, make_settings
@@ -92,8 +93,55 @@ def test_a_tokens_file_others_can_read_is_refused(tmp_path):
 
     users, tokens = write_auth_files(tmp_path)
     tokens.chmod(0o644)
-    settings = make_settings(tmp_path / "data", auth_file=users, api_tokens_file=tokens)
+    settings = make_settings(tmp_path / "data", auth_file=users, api_tokens_file=tokens,
+                             auth_min_iterations=TEST_ITERATIONS)
     assert serve(settings, port=free_port()) == 2
+
+
+def _serve_err(settings, capsys) -> tuple[int, str]:
+    from bpo_assistant.ui.app import serve
+
+    code = serve(settings, port=free_port())
+    return code, capsys.readouterr().err
+
+
+def test_auth_entries_below_600000_iterations_are_flagged_and_cannot_log_in(tmp_path, capsys):
+    path = tmp_path / "users.txt"
+    path.write_text(auth.make_line("old", PASSWORD, iterations=10_000) + "\n")
+    path.chmod(0o600)
+    code, err = _serve_err(make_settings(tmp_path / "data", auth_file=path), capsys)  # the default floor
+    assert code == 2 and "'old'" in err
+    assert "600000" in err and "python -m bpo_assistant.ui.auth" in err and "Traceback" not in err
+    # next to a strong entry the weak one is named, and only it is refused
+    path.write_text(auth.make_line("old", PASSWORD, iterations=10_000) + "\n"
+                    + auth.make_line("new", PASSWORD, iterations=TEST_ITERATIONS) + "\n")
+    users, warnings = auth_file.load_auth_file(path, min_iterations=TEST_ITERATIONS)
+    assert list(users) == ["new"] and len(warnings) == 1 and "'old'" in warnings[0] and "10000" in warnings[0]
+    logins = auth_file.AuthFile(path, TEST_ITERATIONS)
+    logins.load()
+    assert logins("new", PASSWORD) and not logins("old", PASSWORD)
+
+
+def test_an_auth_file_others_can_read_is_refused(tmp_path, capsys):
+    users, _ = write_auth_files(tmp_path)
+    users.chmod(0o644)  # what `… >> users.txt` under the usual umask creates
+    code, err = _serve_err(make_settings(tmp_path / "data", auth_file=users, auth_min_iterations=TEST_ITERATIONS),
+                           capsys)
+    assert code == 2 and "readable by group/others (mode 644)" in err and "chmod 600" in err
+    assert "Traceback" not in err
+
+
+def test_the_auth_file_is_re_read_when_it_changes(tmp_path):
+    users, _ = write_auth_files(tmp_path, users=("alice", "bob"))
+    logins = auth_file.AuthFile(users, TEST_ITERATIONS)
+    logins.load()
+    assert logins("bob", PASSWORD) and logins("alice", PASSWORD)
+    users.write_text(auth.make_line("alice", PASSWORD, iterations=TEST_ITERATIONS) + "\n")  # bob revoked
+    assert not logins("bob", PASSWORD) and logins("alice", PASSWORD)
+    users.chmod(0o644)  # a file that became unusable refuses everyone rather than serving a stale copy
+    assert not logins("alice", PASSWORD)
+    users.chmod(0o600)
+    assert logins("alice", PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +150,7 @@ def server(real_settings, tmp_path_factory):
     users, tokens = write_auth_files(tmp, users=("alice", "bob", "carol"))
     srv = start(real_settings, free_port(), tmp / "server.log", auth_file=users, api_tokens_file=tokens,
                 login_max_failures=3, login_max_failures_per_address=6, login_backoff_s=2)
+    srv.users_file = users
     yield srv
     srv.stop()
 
@@ -149,3 +198,19 @@ def test_wrong_bearer_tokens_back_off_the_address(server):
         assert c.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
         time.sleep(int(r.headers["retry-after"]) + 0.3)
         assert c.get("/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_revoked_user_cannot_log_in_to_the_running_server(server, tmp_path):
+    users = server.users_file
+    before = users.read_text()
+    # From its own loopback address: the tests above have held 127.0.0.1 and 127.0.0.2.
+    with httpx.Client(base_url=server.base, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.3")) as c:
+        assert c.post("/login", data={"username": "bob", "password": PASSWORD}).status_code == 200
+        users.write_text("".join(line + "\n" for line in before.splitlines() if not line.startswith("bob:")))
+        try:
+            assert c.post("/login", data={"username": "bob", "password": PASSWORD}).status_code == 400
+            assert c.post("/login", data={"username": "alice", "password": PASSWORD}).status_code == 200
+        finally:
+            users.write_text(before)

@@ -330,13 +330,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
 
     auth = None
     if settings.auth_file:
-        from .auth import AuthFileError, make_async_verifier, parse_auth_file
+        from .auth import AuthFileError, make_async_verifier
+        from .auth_file import AuthFile
 
+        logins = AuthFile(settings.auth_file, settings.auth_min_iterations)
         try:
-            auth = make_async_verifier(parse_auth_file(settings.auth_file))
+            for warning in logins.load():
+                print(f"auth file: {warning}", file=sys.stderr)
         except (OSError, AuthFileError) as exc:
             print(f"auth file unusable, not starting: {exc}", file=sys.stderr)
             return 2
+        auth = make_async_verifier(logins)
     elif not is_loopback(host):
         if not allow_unauthenticated:
             print(f"refusing to serve on {host} without a login: set BPO_AUTH_FILE "
@@ -361,6 +365,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *,
         print(f"cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    from .unreachable import wait_for_store
+
+    try:  # before the index check: that reads the store too, and would end in a traceback
+        wait_for_store(settings, host, port)
+    except KeyboardInterrupt:
+        return 130
     from bpo_assistant.ingest.pipeline import ensure_index
 
     from bpo_assistant.api.http import create_app

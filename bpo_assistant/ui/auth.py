@@ -41,7 +41,11 @@ from pathlib import Path
 
 ALGORITHM = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000  # OWASP 2023 guidance for PBKDF2-HMAC-SHA256
-MIN_ITERATIONS = 10_000
+# What a served login accepts (settings.auth_min_iterations): an entry hashed with fewer rounds is flagged and
+# cannot log in, since a stolen file of 10,000-round hashes is cracked 60x faster. parse_accounts refuses only
+# lines below FLOOR_ITERATIONS (never a real hash), so old files can still be read and their entries named.
+MIN_ITERATIONS = DEFAULT_ITERATIONS
+FLOOR_ITERATIONS = 10_000
 MAX_ITERATIONS = 10_000_000  # a hostile file must not make each login take minutes
 USER, ADMIN = "user", "admin"
 ROLES = (USER, ADMIN)
@@ -111,8 +115,8 @@ def parse_accounts(path: Path | str) -> dict[str, Account]:
         parts = encoded.split("$")
         if not sep or not user or len(parts) != 4 or parts[0] != ALGORITHM or not parts[1].isdigit():
             raise AuthFileError(f"{path}:{lineno}: expected user:{ALGORITHM}$iterations$salt$hash[:role]")
-        if int(parts[1]) < MIN_ITERATIONS or int(parts[1]) > MAX_ITERATIONS:
-            raise AuthFileError(f"{path}:{lineno}: iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}")
+        if not FLOOR_ITERATIONS <= int(parts[1]) <= MAX_ITERATIONS:
+            raise AuthFileError(f"{path}:{lineno}: iterations must be between {FLOOR_ITERATIONS} and {MAX_ITERATIONS}")
         if has_role and role not in ROLES:
             raise AuthFileError(f"{path}:{lineno}: unknown role {role!r} for {user!r}: expected one of "
                                 f"{', '.join(ROLES)} (or no role field for {USER})")
@@ -158,7 +162,7 @@ def role_of(path: Path | str, user: str | None) -> str | None:
 
 def make_verifier(users: dict[str, str]) -> Callable[[str, str], bool]:
     """A Gradio `auth=` callable. Unknown users cost the same PBKDF2 work as known ones."""
-    dummy = hash_password(secrets.token_hex(8), iterations=MIN_ITERATIONS)
+    dummy = hash_password(secrets.token_hex(8), iterations=1)
     dummy_iters = max((int(e.split("$")[1]) for e in users.values()), default=MIN_ITERATIONS)
     dummy = f"{ALGORITHM}${dummy_iters}${dummy.split('$')[2]}${dummy.split('$')[3]}"
 
@@ -170,10 +174,11 @@ def make_verifier(users: dict[str, str]) -> Callable[[str, str], bool]:
     return verify
 
 
-def make_async_verifier(users: dict[str, str], parallel: int = 2):
-    """The verifier as a coroutine for Gradio's login route: PBKDF2 runs in a worker thread (hashlib releases the
-    GIL), so a login never stalls the server's event loop, and at most `parallel` checks run at once."""
-    verify = make_verifier(users)
+def make_async_verifier(users: dict[str, str] | Callable[[str, str], bool], parallel: int = 2):
+    """The verifier (of a user -> hash dict, or a callable such as AuthFile) as a coroutine for Gradio's login
+    route: PBKDF2 runs in a worker thread (hashlib releases the GIL), so a login never stalls the server's event
+    loop, and at most `parallel` checks run at once."""
+    verify = users if callable(users) else make_verifier(users)
     gate: asyncio.Semaphore | None = None
 
     async def verify_async(username: str, password: str) -> bool:
